@@ -1,0 +1,19 @@
+import os
+from pathlib import Path
+
+import pytest
+
+SHARED = Path(__file__).resolve().parents[3] / "shared" / "data"
+
+# Tests read published data from ../shared/data (never from the network) unless told otherwise.
+if "SCALING_DATA_DIR" not in os.environ and SHARED.is_dir():
+    os.environ["SCALING_DATA_DIR"] = str(SHARED)
+
+
+@pytest.fixture(scope="session")
+def chinchilla_data():
+    from harness.data import DATASETS, load_chinchilla
+
+    if not DATASETS["chinchilla"].path.exists():
+        pytest.skip("Chinchilla data not in the cache; set SCALING_DATA_DIR to a folder holding chinchilla/")
+    return load_chinchilla()

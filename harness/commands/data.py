@@ -1,0 +1,30 @@
+"""``scaling data``: published data sets (list, fetch into the cache)."""
+
+from __future__ import annotations
+
+
+def register(sub) -> None:
+    p = sub.add_parser("data", help="published data sets: list them, fetch them into the cache")
+    dsub = p.add_subparsers(dest="data_command", required=True, metavar="ACTION")
+    ls = dsub.add_parser("list", help="list published data sets, their origin and whether they are cached")
+    ls.set_defaults(func=_list)
+    fe = dsub.add_parser("fetch", help="download a data set into the cache (verifying its sha256)")
+    fe.add_argument("name")
+    fe.set_defaults(func=_fetch)
+
+
+def _list(args) -> int:
+    from ..data import DATASETS, data_dir
+
+    print(f"cache: {data_dir()}  (set SCALING_DATA_DIR to move it)")
+    for ds in DATASETS.values():
+        state = "cached" if ds.path.exists() else "not cached"
+        print(f"{ds.name}: {ds.description}\n    {state}; origin {ds.url}\n    licence: {ds.licence}\n    cite: {ds.citation}")
+    return 0
+
+
+def _fetch(args) -> int:
+    from ..data import fetch
+
+    print(fetch(args.name))
+    return 0

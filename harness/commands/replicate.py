@@ -1,0 +1,48 @@
+"""``scaling replicate NAME [--tier T]``: run a replication end to end and write ``results/NAME/TIER/``."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from ..errors import UserError
+
+
+def register(sub) -> None:
+    p = sub.add_parser(
+        "replicate",
+        help="run replications and write their results (audit JSON, verdicts, figures)",
+        description="Run one or more replications at a tier, print each verdict table, write results/NAME/TIER/.",
+    )
+    p.add_argument("names", nargs="*", help="replications to run")
+    p.add_argument("--all", action="store_true", help="run every available replication")
+    p.add_argument("--list", action="store_true", help="list replications and their tiers, then exit")
+    p.add_argument("--tier", help="tier (default: each replication's default tier)")
+    p.add_argument("--bootstrap", type=int, default=None, metavar="N", help="bootstrap resamples (default: the tier's)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", type=Path, default=None, help="results folder (default: results/NAME/TIER)")
+    p.set_defaults(func=run)
+
+
+def run(args) -> int:
+    from ..claims import format_table
+    from ..replication import audit, available, get, write_results
+
+    if args.list:
+        for name in available():
+            rep = get(name)
+            print(f"{name}: {rep.title}")
+            for t in rep.tiers.values():
+                mark = " (default)" if t.name == rep.default_tier else ""
+                print(f"    {t.name}{mark}: {t.description}")
+        return 0
+    names = available() if args.all else args.names
+    if not names:
+        raise UserError("name a replication, or pass --all (see --list)")
+    for name in names:
+        a = audit(name, tier=args.tier, n_bootstrap=args.bootstrap, seed=args.seed,
+                  log=lambda s: print(s, file=sys.stderr))
+        out = write_results(a, args.out if len(names) == 1 else None)
+        print(format_table(a.verdicts, f"{a.replication.title} — tier {a.tier}"))
+        print(f"results written to {out} ({a.seconds:.1f} s)\n")
+    return 0

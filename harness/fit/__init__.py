@@ -1,6 +1,6 @@
 """Functional forms, robust multi-start fitting, bootstrap intervals and extrapolation scoring."""
 
-from .estimator import Bootstrap, ConvergenceError, FitInputError, ScalingLaw, validate_xy
+from .estimator import Bootstrap, ConvergenceError, FitInputError, FitWarning, ScalingLaw, validate_xy
 from .forms import Form, available_forms, get_form, hoffmann_grid, register_form
 from .objectives import Objective
 from .optim import BatchResult, batched_lbfgs
@@ -10,6 +10,7 @@ __all__ = [
     "Bootstrap",
     "ConvergenceError",
     "FitInputError",
+    "FitWarning",
     "Form",
     "Objective",
     "ScalingLaw",

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import math
 import os
+import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
@@ -28,6 +29,10 @@ from .optim import SCIPY_FTOL, SCIPY_GTOL, BatchResult, batched_lbfgs
 
 class FitInputError(UserError, ValueError):
     """The data cannot be fitted as given (bad values, shapes or too few points)."""
+
+
+class FitWarning(UserWarning):
+    """The fit converged but the data do not support part of it (see ``ScalingLaw.warnings_``)."""
 
 
 class ConvergenceError(UserError, RuntimeError):
@@ -190,6 +195,9 @@ class ScalingLaw:
         res = self._run(logx, logy, starts, torch.as_tensor(w)[None, :])
         self._store(res, starts)
         self.X_, self.y_, self.logx_, self.logy_, self.sample_weight_ = X, y, logx, logy, w
+        self.warnings_ = self.form.diagnose(self.params_, logx)
+        for msg in self.warnings_:
+            warnings.warn(msg, FitWarning, stacklevel=2)
         return self
 
     def _store(self, res: BatchResult, starts: torch.Tensor):
@@ -296,7 +304,10 @@ class ScalingLaw:
             w = torch.as_tensor(np.repeat(counts[lo:hi], K, axis=0))
             x0 = torch.as_tensor(np.tile(base, (R, 1)))
             res = batched_lbfgs(self._make_fg(self.logx_, self.logy_, w), x0, gtol=gtol, ftol=ftol, max_iter=max_iter)
-            fun = torch.where(res.converged, res.fun, torch.full_like(res.fun, math.inf)).view(R, K)
+            # A line search that can no longer decrease the objective at a point whose gradient already meets
+            # SciPy's default gtol is at the optimum to working precision: count it as converged.
+            usable = res.converged | ((res.status == 3) & (res.grad_max <= SCIPY_GTOL))
+            fun = torch.where(usable, res.fun, torch.full_like(res.fun, math.inf)).view(R, K)
             idx = torch.argmin(fun, dim=1)
             ok = torch.isfinite(fun.gather(1, idx[:, None]))[:, 0]
             xs = res.x.view(R, K, -1)[torch.arange(R), idx]

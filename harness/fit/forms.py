@@ -106,6 +106,11 @@ class Form:
     def start_grid(self, logx: np.ndarray, logy: np.ndarray) -> torch.Tensor:
         raise NotImplementedError
 
+    def diagnose(self, params: dict[str, float], logx: np.ndarray) -> list[str]:
+        """Problems with a fit that the objective cannot show (e.g. a parameter the data cannot identify).
+        Returns human-readable messages; empty when the fit is sound."""
+        return []
+
     def predict(self, params: dict[str, float] | Sequence[float], x) -> np.ndarray:
         """Predict in natural units from natural parameters (a dict or a sequence in ``param_names`` order)."""
         if isinstance(params, dict):
@@ -365,6 +370,35 @@ class BNSL(Form):
             out[..., 4 + 3 * i] = np.log(p[..., 4 + 3 * i])
             out[..., 5 + 3 * i] = np.log(p[..., 5 + 3 * i])
         return out
+
+    # A break is "seen" only if the data cover it: the fitted break point lies inside the data and, by the
+    # largest x, the break has bent the curve by at least BREAK_MIN_EFFECT in log space. Otherwise the
+    # fitted c_i, d_i, f_i are whatever fits noise or curvature best and must not be reported as a break.
+    BREAK_MIN_EFFECT = 0.05
+
+    def break_effects(self, params: dict[str, float], x_max: float) -> list[float]:
+        """For each break, the change it makes to log(y - a) at ``x_max``: c_i f_i log(1 + (x/d_i)^(1/f_i))."""
+        out = []
+        for i in range(1, self.n_breaks + 1):
+            c, d, f = params[f"c{i}"], params[f"d{i}"], params[f"f{i}"]
+            z = (math.log(x_max) - math.log(d)) / f
+            out.append(abs(c * f * (z + math.log1p(math.exp(-z)) if z > 0 else math.log1p(math.exp(z)))))
+        return out
+
+    def diagnose(self, params, logx):
+        lx = logx[:, 0]
+        x_min, x_max = float(np.exp(lx.min())), float(np.exp(lx.max()))
+        msgs = []
+        for i, eff in enumerate(self.break_effects(params, x_max), start=1):
+            d = params[f"d{i}"]
+            if not (x_min < d < x_max) or eff < self.BREAK_MIN_EFFECT:
+                msgs.append(
+                    f"break {i} is not identified by the data: fitted d{i} = {d:.4g} "
+                    f"({'inside' if x_min < d < x_max else 'outside'} the data range {x_min:.4g}..{x_max:.4g}) "
+                    f"bends log y by only {eff:.3f} by the largest x (need >= {self.BREAK_MIN_EFFECT}); "
+                    f"its c{i}, d{i}, f{i} are not estimates of a break. Add data beyond the break or fit fewer breaks."
+                )
+        return msgs
 
     def start_grid(self, logx, logy):
         ymin, ymax = float(np.min(logy)), float(np.max(logy))

@@ -1,0 +1,51 @@
+"""Bad input gets a clear error, never a traceback from deep inside the optimiser."""
+
+import numpy as np
+import pytest
+
+from harness.errors import UserError
+from harness.fit import ConvergenceError, FitInputError, ScalingLaw
+
+X2 = np.array([[1e8, 1e10], [2e8, 3e10], [4e8, 1e11], [8e8, 2e11], [1e9, 5e11], [2e9, 1e12], [4e9, 2e12]])
+Y = np.array([3.0, 2.8, 2.6, 2.5, 2.4, 2.35, 2.3])
+
+
+@pytest.mark.parametrize(
+    ("X", "y", "match"),
+    [
+        (X2, np.where(np.arange(7) == 2, np.nan, Y), "NaN"),
+        (X2, np.where(np.arange(7) == 2, -1.0, Y), "non-positive"),
+        (np.where(X2 == 1e8, 0.0, X2), Y, "non-positive"),
+        (X2, Y[:-1], "lengths must match"),
+        (X2[:, :1], Y, r"shape \(n_points, 2\)"),
+        (X2[:5], Y[:5], "too few to fit 5 parameters"),
+        (X2, np.array(["a"] * 7), "numeric"),
+    ],
+)
+def test_bad_input(X, y, match):
+    with pytest.raises(FitInputError, match=match):
+        ScalingLaw("chinchilla").fit(X, y)
+
+
+def test_errors_are_user_errors():
+    assert issubclass(FitInputError, UserError)
+    assert issubclass(ConvergenceError, UserError)
+
+
+def test_non_convergence_is_reported():
+    with pytest.raises(ConvergenceError, match="none of the .* starts converged"):
+        ScalingLaw("chinchilla", max_iter=1).fit(X2, Y)
+
+
+def test_unknown_form_and_options():
+    with pytest.raises(ValueError, match="unknown form 'nope'"):
+        ScalingLaw("nope")
+    with pytest.raises(ValueError, match="unknown loss"):
+        ScalingLaw("power", loss="l7")
+    with pytest.raises(ValueError, match="reduction"):
+        ScalingLaw("power", reduction="median")
+
+
+def test_predict_before_fit():
+    with pytest.raises(RuntimeError, match="not fitted"):
+        ScalingLaw("power").predict([1.0, 2.0])

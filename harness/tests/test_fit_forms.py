@@ -1,0 +1,121 @@
+"""Every form recovers known parameters from synthetic data, noiseless and noisy."""
+
+import math
+import warnings
+
+import numpy as np
+import pytest
+
+from harness.fit import FitWarning, ScalingLaw, available_forms, get_form
+
+RNG = np.random.default_rng(1234)
+
+
+def _synthetic(form, params, X, noise=0.0):
+    y = form.predict(params, X)
+    if noise:
+        y = y * np.exp(RNG.normal(0, noise, size=y.shape))
+    return y
+
+
+def _assert_close(fitted, true, rtol):
+    for k, v in true.items():
+        assert fitted[k] == pytest.approx(v, rel=rtol), f"{k}: fitted {fitted[k]:.6g}, true {v:.6g}"
+
+
+ONE_D = np.logspace(3, 8, 40)
+N_GRID, D_GRID = np.meshgrid(np.logspace(7, 10, 8), np.logspace(9, 12, 8))
+TWO_D = np.stack([N_GRID.ravel(), D_GRID.ravel()], axis=1)
+
+CASES = {
+    "power": ({"A": 12.0, "alpha": 0.076}, ONE_D),
+    "saturating_power": ({"E": 1.5, "A": 30.0, "alpha": 0.3}, ONE_D),
+    "chinchilla": ({"E": 1.69, "A": 406.4, "B": 410.7, "alpha": 0.34, "beta": 0.28}, TWO_D),
+    "kaplan": ({"N_c": 8.8e13, "D_c": 5.4e13, "alpha_N": 0.076, "alpha_D": 0.095}, TWO_D),
+    "m1": ({"beta": 5.0, "c": -0.2}, ONE_D),
+    "m2": ({"e_inf": 0.2, "beta": 3.0, "c": -0.35}, ONE_D),
+    "m3": ({"e_inf": 0.2, "beta": 3.0, "gamma": 5e3, "c": -0.4}, ONE_D),
+    "m4": ({"e_inf": 0.1, "e_0": 0.9, "beta": 20.0, "c": -0.5, "alpha": 1.0}, ONE_D),
+}
+
+
+def test_every_registered_form_is_covered():
+    assert set(available_forms()) == set(CASES) | {"bnsl", "isoflop_parabola"}
+
+
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_noiseless_recovery(name):
+    params, X = CASES[name]
+    form = get_form(name)
+    y = _synthetic(form, params, X)
+    # tight tolerances: SciPy's defaults stop on an absolute decrease of 2e-9, too early for a noiseless curve
+    law = ScalingLaw(name, loss="mse", gtol=1e-10, ftol=1e-16, max_iter=3000).fit(X, y)
+    assert law.objective_ < 1e-9
+    # near-degenerate directions (Kaplan's N_c, D_c) are only pinned to a few digits in log space
+    _assert_close(law.params_, params, rtol=2e-2 if name in ("kaplan", "m3", "m4") else 1e-3)
+
+
+@pytest.mark.parametrize("name", ["power", "saturating_power", "chinchilla", "m2"])
+def test_noisy_recovery_within_bootstrap_interval(name):
+    params, X = CASES[name]
+    y = _synthetic(get_form(name), params, X, noise=0.01)
+    law = ScalingLaw(name, loss="huber", delta=1e-2).fit(X, y)
+    boot = law.bootstrap(200, seed=0)
+    assert boot.n_failed == 0
+    exps = [k for k in params if k in ("alpha", "beta", "c")]
+    for k in exps:  # exponents are what is well determined; they must sit in (or very near) the 95% interval
+        lo, hi = boot.interval(k, 0.99)
+        assert lo - 0.02 <= params[k] <= hi + 0.02, f"{k}={params[k]} outside [{lo}, {hi}]"
+
+
+def test_isoflop_parabola_closed_form():
+    n = np.logspace(8, 10, 9)
+    u = np.log10(n)
+    y = 2.5 + 0.08 * (u - 9.3) ** 2
+    law = ScalingLaw("isoflop_parabola", loss="mse").fit(n, y)
+    _assert_close(law.params_, {"L_min": 2.5, "k": 0.08, "log10_N_opt": 9.3}, 1e-6)
+
+
+# Caballero et al. (2023), Figure 1 / Section 3: 4-digit addition, one break.
+BNSL_TRUE = {"a": 0.4139, "b": 2.277, "c0": 0.05508, "c1": 5.663, "d1": 612.6, "f1": 0.05919}
+
+
+def test_bnsl_recovers_four_digit_addition_break():
+    form = get_form("bnsl", n_breaks=1)
+    x = np.logspace(1, np.log10(1500), 40)  # up to the end of the break region
+    law = ScalingLaw(form, loss="mse").fit(x, form.predict(BNSL_TRUE, x))
+    assert law.warnings_ == []
+    _assert_close(law.params_, BNSL_TRUE, rtol=5e-3)
+
+
+def test_bnsl_too_little_of_the_curve_is_reported_not_silently_wrong():
+    form = get_form("bnsl", n_breaks=1)
+    x = np.logspace(1, np.log10(200), 40)  # stops well before the break at d1 = 612.6
+    with pytest.warns(FitWarning, match="break 1 is not identified"):
+        law = ScalingLaw(form, loss="mse").fit(x, form.predict(BNSL_TRUE, x))
+    assert law.warnings_ and "not identified" in law.warnings_[0]
+
+
+def test_bnsl_zero_breaks_is_a_saturating_power_law():
+    f0 = get_form("bnsl", n_breaks=0)
+    x = np.logspace(1, 5, 30)
+    y = 0.5 + 3.0 * x**-0.3
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        law = ScalingLaw(f0, loss="mse").fit(x, y)
+    _assert_close(law.params_, {"a": 0.5, "b": 3.0, "c0": 0.3}, 1e-3)
+
+
+def test_predict_matches_formula():
+    p = CASES["chinchilla"][0]
+    N, D = 1e9, 2e10
+    expected = p["E"] + p["A"] / N ** p["alpha"] + p["B"] / D ** p["beta"]
+    assert get_form("chinchilla").predict(p, [[N, D]])[0] == pytest.approx(expected, rel=1e-12)
+    k = CASES["kaplan"][0]
+    expected = ((k["N_c"] / N) ** (k["alpha_N"] / k["alpha_D"]) + k["D_c"] / D) ** k["alpha_D"]
+    assert get_form("kaplan").predict(k, [[N, D]])[0] == pytest.approx(expected, rel=1e-12)
+    m = CASES["m4"][0]
+    e = get_form("m4").predict(m, [1e4])[0]
+    lhs = (e - m["e_inf"]) / (m["e_0"] - e) ** m["alpha"]
+    assert lhs == pytest.approx(m["beta"] * 1e4 ** m["c"], rel=1e-9)
+    assert math.isfinite(e)

@@ -1,0 +1,69 @@
+"""The batched optimiser against SciPy's L-BFGS-B, start for start."""
+
+import numpy as np
+import pytest
+import torch
+from scipy.optimize import minimize, rosen, rosen_der
+
+from harness.fit import ScalingLaw, batched_lbfgs, hoffmann_grid
+from harness.fit.reference import chinchilla_huber, scipy_multistart
+
+
+def test_rosenbrock_batch_matches_scipy():
+    x0 = torch.tensor([[-1.2, 1.0], [0.0, 0.0], [2.0, 2.0], [-0.5, 3.0]], dtype=torch.float64)
+
+    def fg(x, rows, need_grad):
+        a, b = x[:, 0], x[:, 1]
+        f = (1 - a) ** 2 + 100 * (b - a * a) ** 2
+        if not need_grad:
+            return f, None
+        g = torch.stack([-2 * (1 - a) - 400 * a * (b - a * a), 200 * (b - a * a)], dim=1)
+        return f, g
+
+    res = batched_lbfgs(fg, x0, gtol=1e-10, ftol=0.0)
+    assert res.converged.all()
+    torch.testing.assert_close(res.x, torch.ones_like(x0), atol=1e-6, rtol=0)
+    for row in x0.numpy():
+        ref = minimize(rosen, row, jac=rosen_der, method="L-BFGS-B", options={"gtol": 1e-10, "ftol": 0})
+        np.testing.assert_allclose(ref.x, [1, 1], atol=1e-5)
+
+
+def test_hoffmann_grid_is_the_papers():
+    g = hoffmann_grid().numpy()
+    assert g.shape == (4500, 5)
+    assert sorted(set(g[:, 0])) == [-1.0, -0.5, 0.0, 0.5, 1.0]  # e
+    assert sorted(set(g[:, 1])) == [0, 5, 10, 15, 20, 25]  # a
+    assert sorted(set(g[:, 3])) == [0, 0.5, 1.0, 1.5, 2.0]  # alpha
+
+
+def test_chinchilla_fit_reaches_the_scipy_loop_optimum(chinchilla_data):
+    d = chinchilla_data
+    starts = hoffmann_grid().numpy()[::25]  # 180 starts keep the SciPy loop short
+    _, f_ref, _ = scipy_multistart(starts, np.log(d.N), np.log(d.D), np.log(d.loss))
+    law = ScalingLaw("chinchilla", starts=starts).fit(d.X, d.loss)
+    assert law.objective_ == pytest.approx(f_ref, rel=1e-6)
+
+
+def test_analytic_jacobian_matches_autograd():
+    from harness.fit.forms import Chinchilla, Form
+
+    form = Chinchilla()
+    raw = torch.tensor([[0.5, 6.0, 7.5, 0.35, 0.37], [0.0, 3.0, 2.0, 0.1, 0.9]], dtype=torch.float64)
+    logx = torch.log(torch.tensor([[1e8, 1e10], [3e9, 2e11], [5e7, 4e9]], dtype=torch.float64))
+    v = torch.randn(2, 3, dtype=torch.float64)
+    pred, ctx = form.forward(raw, logx, True)
+    pred_ag, ctx_ag = Form.forward(form, raw, logx, True)
+    torch.testing.assert_close(pred, pred_ag)
+    torch.testing.assert_close(form.vjp(ctx, v), Form.vjp(form, ctx_ag, v))
+
+
+def test_reference_gradient_is_correct():
+    rng = np.random.default_rng(0)
+    logN, logD = rng.uniform(17, 23, 30), rng.uniform(20, 26, 30)
+    logL = rng.uniform(0.7, 1.2, 30)
+    x = np.array([0.5, 6.0, 7.5, 0.35, 0.37])
+    f, g = chinchilla_huber(x, logN, logD, logL)
+    eps = 1e-6
+    num = [(chinchilla_huber(x + eps * e, logN, logD, logL)[0] - chinchilla_huber(x - eps * e, logN, logD, logL)[0]) / (2 * eps)
+           for e in np.eye(5)]
+    np.testing.assert_allclose(g, num, rtol=1e-5, atol=1e-9)

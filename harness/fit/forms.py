@@ -200,9 +200,24 @@ class Chinchilla(Form):
     def log_predict(self, raw, logx):
         return _lse(*self._terms(raw, logx))
 
-    # Closed-form Jacobian: the gradient of LSE is the softmax of its terms. This path is the hot loop
-    # of the 4,500-start fit, so it avoids temporaries: the third softmax weight is 1 - p1 - p2.
+    # Closed-form Jacobian: the gradient of LSE is the softmax of its terms. This path is the hot loop of the
+    # 4,500-start fit, so it is written for few passes over memory: the terms are taken relative to e,
+    # LSE = e + log(1 + exp(t1 - e) + exp(t2 - e)), which needs no running maximum; if that overflows
+    # (a term more than ~700 above e, far outside any sensible fit) the max-shifted form is used instead.
     def forward(self, raw, logx, need_grad):
+        e = raw[:, 0:1]
+        u1 = torch.addcmul(raw[:, 1:2] - e, raw[:, 3:4], logx[None, :, 0], value=-1.0).exp_()
+        u2 = torch.addcmul(raw[:, 2:3] - e, raw[:, 4:5], logx[None, :, 1], value=-1.0).exp_()
+        tot = (u1 + u2).add_(1.0)
+        if not torch.isfinite(tot).all():
+            return self._forward_shifted(raw, logx, need_grad)
+        pred = tot.log().add_(e)
+        if not need_grad:
+            return pred, None
+        inv = tot.reciprocal_()
+        return pred, (u1.mul_(inv), u2.mul_(inv), logx)
+
+    def _forward_shifted(self, raw, logx, need_grad):
         t1, t2, t3 = self._terms(raw, logx)
         m = torch.maximum(torch.maximum(t1, t2), t3)
         e1, e2, e3 = (t1 - m).exp_(), (t2 - m).exp_(), (t3 - m).exp_()

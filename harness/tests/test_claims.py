@@ -1,0 +1,102 @@
+"""Verdicts are computed from measurements and tolerances; claims files are validated."""
+
+import pytest
+
+from harness.claims import Claim, Measurement, format_json, format_table, judge, load_claims, regressions
+from harness.errors import UserError
+
+
+def claim(tol, published=1.0, recorded=None):
+    return Claim(id="x", kind="refit", statement="s", citation="c", published=published, measured="m",
+                 tolerance=tol, why="because", recorded=recorded)
+
+
+@pytest.mark.parametrize(
+    ("tol", "value", "ci", "verdict"),
+    [
+        ({"abs": 0.1}, 1.05, None, "PASS"),
+        ({"abs": 0.1}, 1.2, None, "FAIL"),
+        ({"rel": 0.02}, 1.019, None, "PASS"),
+        ({"rel": 0.02}, 0.97, None, "FAIL"),
+        ({"ci": 0.95}, 1.3, (0.9, 1.5), "PASS"),
+        ({"ci": 0.95}, 1.3, (1.1, 1.5), "FAIL"),
+        ({"ci": 0.95}, 1.3, None, "INCONCLUSIVE"),
+        ({"min": 0.5}, 0.6, None, "PASS"),
+        ({"max": 0.5}, 0.6, None, "FAIL"),
+        ({"abs": 0.1}, float("nan"), None, "INCONCLUSIVE"),
+    ],
+)
+def test_judge(tol, value, ci, verdict):
+    v = judge(claim(tol), Measurement(value, ci, 0.95 if ci else None))
+    assert v.verdict == verdict
+
+
+def test_published_in_ci_flag_independent_of_tolerance():
+    v = judge(claim({"abs": 0.5}), Measurement(1.2, (1.1, 1.3), 0.95))
+    assert v.verdict == "PASS" and v.published_in_ci is False
+
+
+def test_qualitative_and_missing():
+    assert judge(claim({"equals": True}, True), Measurement(True)).verdict == "PASS"
+    assert judge(claim({"equals": True}, True), Measurement(False)).verdict == "FAIL"
+    v = judge(claim({"abs": 1}), Measurement.missing("fit failed: too few runs"))
+    assert v.verdict == "INCONCLUSIVE" and "too few" in v.reason
+    assert judge(claim({"abs": 1}), None).verdict == "INCONCLUSIVE"
+
+
+def test_regressions_compare_with_recorded():
+    ok = judge(claim({"abs": 0.1}, recorded="PASS"), Measurement(1.0))
+    bad = judge(claim({"abs": 0.1}, recorded="PASS"), Measurement(2.0))
+    assert regressions([ok, bad]) == [bad]
+
+
+def test_formats():
+    v = [judge(claim({"ci": 0.95}), Measurement(1.2, (1.0, 1.4), 0.95))]
+    assert "1 PASS, 0 FAIL, 0 INCONCLUSIVE" in format_table(v)
+    import json
+
+    js = json.loads(format_json("r", v))
+    assert js["replication"] == "r"
+    assert set(js["claims"][0]) >= {"id", "kind", "published", "measured", "ci", "tolerance", "verdict"}
+    assert js["claims"][0]["ci"] == [1.0, 1.4]
+
+
+GOOD = """
+[replication]
+name = "t"
+[[claim]]
+id = "a"
+kind = "refit"
+statement = "s"
+citation = "c"
+published = 1.0
+measured = "m"
+tolerance = { abs = 0.1 }
+why = "w"
+"""
+
+
+def test_load_claims(tmp_path):
+    p = tmp_path / "claims.toml"
+    p.write_text(GOOD)
+    cf = load_claims(p)
+    assert cf.replication == "t" and cf.claims[0].tolerance == {"abs": 0.1}
+
+
+@pytest.mark.parametrize(
+    ("edit", "match"),
+    [
+        (lambda s: s.replace('kind = "refit"', 'kind = "vibes"'), "kind must be one of"),
+        (lambda s: s.replace('why = "w"', 'why = "  "'), "one-line reason"),
+        (lambda s: s.replace("tolerance = { abs = 0.1 }", "tolerance = { wide = 1 }"), "tolerance must be"),
+        (lambda s: s.replace('measured = "m"\n', ""), "missing measured"),
+        (lambda s: s + s[s.index("[[claim]]"):], "duplicate id"),
+        (lambda s: s.replace("[[claim]]", "[claims_typo]"), "defines no"),
+        (lambda s: s.replace("published = 1.0", "published = "), "not valid TOML"),
+    ],
+)
+def test_load_claims_errors(tmp_path, edit, match):
+    p = tmp_path / "claims.toml"
+    p.write_text(edit(GOOD))
+    with pytest.raises(UserError, match=match):
+        load_claims(p)

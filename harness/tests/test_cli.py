@@ -1,0 +1,87 @@
+"""The ``scaling`` command: output, exit codes, and one-line errors."""
+
+import json
+
+import numpy as np
+import pytest
+
+from harness.cli import main
+
+
+def test_help_lists_commands(capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(["--help"])
+    assert exc.value.code == 0
+    out = capsys.readouterr().out
+    for cmd in ("audit", "replicate", "fit", "data"):
+        assert cmd in out
+
+
+@pytest.fixture
+def runs_csv(tmp_path):
+    rng = np.random.default_rng(0)
+    N = np.repeat(np.logspace(7, 9, 5), 4)
+    D = np.tile(np.logspace(9, 11, 4), 5)
+    L = (1.7 + 400 / N**0.34 + 400 / D**0.28) * np.exp(rng.normal(0, 0.003, N.size))
+    p = tmp_path / "runs.csv"
+    p.write_text("N,D,loss\n" + "".join(f"{n},{d},{l}\n" for n, d, l in zip(N, D, L, strict=True)))
+    return p
+
+
+def test_fit_json_with_bootstrap_and_plot(runs_csv, tmp_path, capsys):
+    png = tmp_path / "fit.png"
+    rc = main(["fit", str(runs_csv), "--form", "chinchilla", "--x", "N,D", "--y", "loss",
+               "--bootstrap", "50", "--plot", str(png), "--format", "json"])
+    assert rc == 0
+    res = json.loads(capsys.readouterr().out)
+    assert res["params"]["alpha"]["ci95"][0] < res["params"]["alpha"]["value"] < res["params"]["alpha"]["ci95"][1]
+    assert png.stat().st_size > 5000
+
+
+def test_fit_table(runs_csv, capsys):
+    assert main(["fit", str(runs_csv), "--form", "power", "--x", "N", "--y", "loss"]) == 0
+    assert "alpha =" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    ("content", "args", "match"),
+    [
+        (None, ["--x", "N,D", "--y", "loss"], "does not exist"),
+        ("N,D,loss\n1e8,1e10,2.5\n", ["--x", "N,Q", "--y", "loss"], "no column 'Q'"),
+        ("N,D,loss\n1e8,1e10,abc\n", ["--x", "N,D", "--y", "loss"], "line 2: column 'loss' value 'abc' is not a number"),
+        ("N,D,loss\n", ["--x", "N,D", "--y", "loss"], "no data rows"),
+        ("N,D,loss\n1e8,1e10,2.5\n2e8,1e10,-1\n", ["--x", "N,D", "--y", "loss"], "non-positive"),
+        ("N,D,loss\n1e8,1e10,2.5\n2e8,1e10,2.4\n", ["--x", "N,D", "--y", "loss"], "too few"),
+        ("N,D,loss\n1e8,1e10,2.5\n", ["--x", "N", "--y", "loss"], "takes 2 input column"),
+    ],
+)
+def test_fit_errors_are_one_line(tmp_path, capsys, content, args, match):
+    p = tmp_path / "d.csv"
+    if content is not None:
+        p.write_text(content)
+    rc = main(["fit", str(p), "--form", "chinchilla", *args])
+    err = capsys.readouterr().err
+    assert rc == 2
+    assert err.startswith("scaling fit: error:") and err.count("\n") == 1
+    assert match in err
+
+
+def test_audit_json_and_strict(capsys, chinchilla_data):
+    assert main(["audit", "chinchilla", "--format", "json", "--bootstrap", "100", "--strict"]) == 0
+    res = json.loads(capsys.readouterr().out)
+    assert res["replication"] == "chinchilla"
+    c = res["claims"][0]
+    assert set(c) >= {"id", "kind", "published", "measured", "ci", "tolerance", "verdict"}
+
+
+def test_unknown_replication(capsys):
+    assert main(["audit", "nope"]) == 2
+    assert "unknown replication 'nope'" in capsys.readouterr().err
+
+
+def test_replicate_list_and_data_list(capsys):
+    assert main(["replicate", "--list"]) == 0
+    assert "chinchilla" in capsys.readouterr().out
+    assert main(["data", "list"]) == 0
+    out = capsys.readouterr().out
+    assert "chinchilla:" in out and "cached" in out and "origin https://" in out

@@ -63,8 +63,14 @@ def notebooks(session: nox.Session) -> None:
     _install(session, "test")
     session.install("nbmake>=1.5")
     session.run(
-        "pytest", "--nbmake", "--nbmake-timeout=300", "-p", "no:cacheprovider", "notebooks",
-        *session.posargs, env=_env(),
+        "pytest",
+        "--nbmake",
+        "--nbmake-timeout=300",
+        "-p",
+        "no:cacheprovider",
+        "notebooks",
+        *session.posargs,
+        env=_env(),
     )
 
 
@@ -73,8 +79,15 @@ def bench(session: nox.Session) -> None:
     """Benchmarks (pytest-benchmark), each next to its plain baseline; ratios are printed at the end."""
     _install(session, "test")
     session.run(
-        "pytest", "harness/benchmarks", "-o", "python_files=bench_*.py", "--benchmark-only",
-        "--benchmark-columns=mean,stddev,rounds", "-s", *session.posargs, env=_env(),
+        "pytest",
+        "harness/benchmarks",
+        "-o",
+        "python_files=bench_*.py",
+        "--benchmark-only",
+        "--benchmark-columns=mean,stddev,rounds",
+        "-s",
+        *session.posargs,
+        env=_env(),
     )
 
 

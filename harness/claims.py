@@ -14,7 +14,7 @@ Claim fields::
     citation = "Besiroglu et al. 2024, arXiv:2404.10102, Table 1"
     published = 0.3672                     # number, or true/false for a qualitative claim
     measured = "sum_fit.beta"              # key of the replication's measurement
-    tolerance = { abs = 0.002 }            # or { rel = 0.02 }, { ci = 0.95 }, { min = x }, { max = x }, { equals = true }
+    tolerance = { abs = 0.002 }            # or rel, ci, min, max, equals (below)
     why = "one line: why this width"
     recorded = "PASS"                      # optional: last verified verdict (regression guard)
 
@@ -32,10 +32,11 @@ from __future__ import annotations
 
 import json
 import math
-import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+import tomllib
 
 from .errors import UserError
 
@@ -73,7 +74,7 @@ class Claim:
 
     @property
     def tolerance_text(self) -> str:
-        (k, v), = self.tolerance.items()
+        ((k, v),) = self.tolerance.items()
         if k == "abs":
             return f"±{v:g}"
         if k == "rel":
@@ -138,7 +139,11 @@ def load_claims(path: str | Path) -> ClaimsFile:
     seen: set[str] = set()
     for i, raw in enumerate(data.get("claim", [])):
         where = f"{path}: claim #{i + 1} ({raw.get('id', '?')})"
-        missing = [k for k in ("id", "kind", "statement", "citation", "published", "measured", "tolerance", "why") if k not in raw]
+        missing = [
+            k
+            for k in ("id", "kind", "statement", "citation", "published", "measured", "tolerance", "why")
+            if k not in raw
+        ]
         if missing:
             raise UserError(f"{where} is missing {', '.join(missing)}")
         if raw["id"] in seen:
@@ -155,9 +160,16 @@ def load_claims(path: str | Path) -> ClaimsFile:
             raise UserError(f"{where}: every tolerance needs a one-line reason ('why')")
         out.claims.append(
             Claim(
-                id=raw["id"], kind=raw["kind"], statement=raw["statement"], citation=raw["citation"],
-                published=raw["published"], measured=raw["measured"], tolerance=dict(tol), why=raw["why"],
-                recorded=raw.get("recorded"), notes=raw.get("notes", ""),
+                id=raw["id"],
+                kind=raw["kind"],
+                statement=raw["statement"],
+                citation=raw["citation"],
+                published=raw["published"],
+                measured=raw["measured"],
+                tolerance=dict(tol),
+                why=raw["why"],
+                recorded=raw.get("recorded"),
+                notes=raw.get("notes", ""),
             )
         )
     if not out.claims:
@@ -171,7 +183,7 @@ def judge(claim: Claim, m: Measurement | None) -> Verdict:
         return Verdict(claim, Measurement.missing("not measured"), "INCONCLUSIVE", None, "no measurement")
     if m.value is None:
         return Verdict(claim, m, "INCONCLUSIVE", None, m.note or "measurement missing")
-    (kind, tol), = claim.tolerance.items()
+    ((kind, tol),) = claim.tolerance.items()
     pub = claim.published
     in_ci = None
     if m.ci is not None and isinstance(pub, (int, float)) and not isinstance(pub, bool):
@@ -227,8 +239,16 @@ def as_rows(verdicts: list[Verdict]) -> list[list[str]]:
         m = v.measurement
         ci = f"[{_fmt(m.ci[0])}, {_fmt(m.ci[1])}]" if m.ci is not None else "—"
         rows.append(
-            [v.claim.id, v.claim.kind, _fmt(v.claim.published), _fmt(m.value), ci, v.claim.tolerance_text,
-             v.verdict, _fmt(v.published_in_ci)]
+            [
+                v.claim.id,
+                v.claim.kind,
+                _fmt(v.claim.published),
+                _fmt(m.value),
+                ci,
+                v.claim.tolerance_text,
+                v.verdict,
+                _fmt(v.published_in_ci),
+            ]
         )
     return rows
 
@@ -255,8 +275,11 @@ def format_markdown(verdicts: list[Verdict], title: str = "") -> str:
     out.append("|" + "---|" * len(HEADER))
     out += ["| " + " | ".join(r) + " |" for r in rows]
     out.append("")
-    out += [f"- **{v.claim.id}**: {v.claim.statement} ({v.claim.citation}). Tolerance: {v.claim.why}"
-            + (f" Note: {v.measurement.note}" if v.measurement.note else "") for v in verdicts]
+    out += [
+        f"- **{v.claim.id}**: {v.claim.statement} ({v.claim.citation}). Tolerance: {v.claim.why}"
+        + (f" Note: {v.measurement.note}" if v.measurement.note else "")
+        for v in verdicts
+    ]
     return "\n".join(out)
 
 
@@ -265,6 +288,16 @@ def format_json(replication: str, verdicts: list[Verdict], **extra: Any) -> str:
 
 
 __all__ = [
-    "Claim", "ClaimsFile", "Measurement", "Verdict", "as_rows", "format_json", "format_markdown",
-    "format_table", "judge", "judge_all", "load_claims", "regressions",
+    "Claim",
+    "ClaimsFile",
+    "Measurement",
+    "Verdict",
+    "as_rows",
+    "format_json",
+    "format_markdown",
+    "format_table",
+    "judge",
+    "judge_all",
+    "load_claims",
+    "regressions",
 ]

@@ -102,15 +102,25 @@ class AuditResult:
     seconds: float
 
 
-def audit(name: str, *, tier: str | None = None, n_bootstrap: int | None = None, seed: int = 0,
-          out_dir: Path | None = None, log: Callable[[str], None] = print) -> AuditResult:
+def audit(
+    name: str,
+    *,
+    tier: str | None = None,
+    n_bootstrap: int | None = None,
+    seed: int = 0,
+    out_dir: Path | None = None,
+    log: Callable[[str], None] = print,
+) -> AuditResult:
     """Measure a replication at a tier and judge its claims (writes nothing)."""
     rep = get(name)
     t = rep.tier(tier)
     claims = rep.claims()
     ctx = TierContext(
-        tier=t.name, out_dir=out_dir or RESULTS_DIR / rep.name / t.name,
-        n_bootstrap=t.default_bootstrap if n_bootstrap is None else n_bootstrap, seed=seed, log=log,
+        tier=t.name,
+        out_dir=out_dir or RESULTS_DIR / rep.name / t.name,
+        n_bootstrap=t.default_bootstrap if n_bootstrap is None else n_bootstrap,
+        seed=seed,
+        log=log,
     )
     start = time.perf_counter()
     res = t.measure(ctx)

@@ -20,11 +20,19 @@ def register(sub) -> None:
     p.add_argument("name", help="replication name (see 'scaling replicate --list')")
     p.add_argument("--tier", help="tier to audit (default: the replication's default tier)")
     p.add_argument("--format", choices=("table", "json", "markdown"), default="table")
-    p.add_argument("--bootstrap", type=int, default=None, metavar="N",
-                   help="bootstrap resamples per interval (default: the tier's, 1000 for chinchilla)")
+    p.add_argument(
+        "--bootstrap",
+        type=int,
+        default=None,
+        metavar="N",
+        help="bootstrap resamples per interval (default: the tier's, 1000 for chinchilla)",
+    )
     p.add_argument("--seed", type=int, default=0, help="bootstrap seed (default 0)")
-    p.add_argument("--strict", action="store_true",
-                   help="exit 1 if any computed verdict differs from the recorded one (regression guard)")
+    p.add_argument(
+        "--strict",
+        action="store_true",
+        help="exit 1 if any computed verdict differs from the recorded one (regression guard)",
+    )
     p.set_defaults(func=run)
 
 
@@ -35,8 +43,13 @@ def run(args) -> int:
     if args.bootstrap is not None and args.bootstrap < 0:
         raise UserError("--bootstrap must be >= 0")
     quiet = args.format == "json"
-    a = audit(args.name, tier=args.tier, n_bootstrap=args.bootstrap, seed=args.seed,
-              log=(lambda s: print(s, file=sys.stderr)) if not quiet else (lambda s: None))
+    a = audit(
+        args.name,
+        tier=args.tier,
+        n_bootstrap=args.bootstrap,
+        seed=args.seed,
+        log=(lambda s: print(s, file=sys.stderr)) if not quiet else (lambda s: None),
+    )
     title = f"{a.replication.title} — tier {a.tier}"
     if args.format == "json":
         print(format_json(a.replication.name, a.verdicts, tier=a.tier))

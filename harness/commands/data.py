@@ -19,7 +19,8 @@ def _list(args) -> int:
     print(f"cache: {data_dir()}  (set SCALING_DATA_DIR to move it)")
     for ds in DATASETS.values():
         state = "cached" if ds.path.exists() else "not cached"
-        print(f"{ds.name}: {ds.description}\n    {state}; origin {ds.url}\n    licence: {ds.licence}\n    cite: {ds.citation}")
+        print(f"{ds.name}: {ds.description}")
+        print(f"    {state}; origin {ds.url}\n    licence: {ds.licence}\n    cite: {ds.citation}")
     return 0
 
 

@@ -27,12 +27,18 @@ def register(sub) -> None:
     p.add_argument("--form", required=True, choices=available_forms(), help="functional form")
     p.add_argument("--x", required=True, help="input column(s), comma-separated in the form's order (e.g. N,D)")
     p.add_argument("--y", required=True, help="target column (e.g. loss)")
-    p.add_argument("--loss", choices=("huber", "mse", "huber_nll"), default=None,
-                   help="fitting loss on log residuals (default: huber; mse for bnsl as in Caballero et al.)")
+    p.add_argument(
+        "--loss",
+        choices=("huber", "mse", "huber_nll"),
+        default=None,
+        help="fitting loss on log residuals (default: huber; mse for bnsl as in Caballero et al.)",
+    )
     p.add_argument("--delta", type=float, default=1e-3, help="Huber threshold (default 1e-3, Hoffmann et al.)")
     p.add_argument("--reduction", choices=("sum", "mean"), default="sum")
     p.add_argument("--n-breaks", type=int, default=1, help="number of breaks for --form bnsl (default 1)")
-    p.add_argument("--bootstrap", type=int, default=0, metavar="N", help="bootstrap resamples for intervals (default 0)")
+    p.add_argument(
+        "--bootstrap", type=int, default=0, metavar="N", help="bootstrap resamples for intervals (default 0)"
+    )
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--plot", type=Path, default=None, help="write a plot of data and fit (PNG)")
     p.add_argument("--format", choices=("table", "json"), default="table")
@@ -49,7 +55,9 @@ def read_columns(path: Path, names: list[str]) -> dict[str, np.ndarray]:
             raise UserError(f"{path} is empty")
         missing = [n for n in names if n not in reader.fieldnames]
         if missing:
-            raise UserError(f"{path} has no column {', '.join(map(repr, missing))}; columns: {', '.join(reader.fieldnames)}")
+            raise UserError(
+                f"{path} has no column {', '.join(map(repr, missing))}; columns: {', '.join(reader.fieldnames)}"
+            )
         cols: dict[str, list[float]] = {n: [] for n in names}
         for i, row in enumerate(reader, start=2):
             for n in names:
@@ -79,9 +87,14 @@ def run(args) -> int:
     law.fit(X, cols[args.y])
     boot = law.bootstrap(args.bootstrap, seed=args.seed) if args.bootstrap > 0 else None
     result = {
-        "form": args.form, "formula": law.form.formula, "n_points": int(len(X)), "loss": loss,
-        "reduction": args.reduction, "objective": law.objective_,
-        "starts": {"total": law.n_starts_, "converged": law.n_converged_}, "status": law.status_,
+        "form": args.form,
+        "formula": law.form.formula,
+        "n_points": len(X),
+        "loss": loss,
+        "reduction": args.reduction,
+        "objective": law.objective_,
+        "starts": {"total": law.n_starts_, "converged": law.n_converged_},
+        "status": law.status_,
         "params": {k: {"value": v, "ci95": list(boot.interval(k)) if boot else None} for k, v in law.params_.items()},
     }
     if boot is not None:

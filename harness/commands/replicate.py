@@ -40,8 +40,9 @@ def run(args) -> int:
     if not names:
         raise UserError("name a replication, or pass --all (see --list)")
     for name in names:
-        a = audit(name, tier=args.tier, n_bootstrap=args.bootstrap, seed=args.seed,
-                  log=lambda s: print(s, file=sys.stderr))
+        a = audit(
+            name, tier=args.tier, n_bootstrap=args.bootstrap, seed=args.seed, log=lambda s: print(s, file=sys.stderr)
+        )
         out = write_results(a, args.out if len(names) == 1 else None)
         print(format_table(a.verdicts, f"{a.replication.title} — tier {a.tier}"))
         print(f"results written to {out} ({a.seconds:.1f} s)\n")

@@ -55,9 +55,7 @@ DATASETS: dict[str, PublishedDataset] = {
             "(2024): points extracted from Hoffmann et al. (2022), 'Training Compute-Optimal Large Language "
             "Models', arXiv:2203.15556, Figure 4."
         ),
-        licence=(
-            "No licence file in the source repository: downloaded for auditing, never redistributed here."
-        ),
+        licence=("No licence file in the source repository: downloaded for auditing, never redistributed here."),
         description=(
             "245 training runs (model size N, training FLOP C, final loss) read off the SVG of Hoffmann et "
             "al. Figure 4 by Epoch AI; tokens D = C / (6 N)."
@@ -146,7 +144,9 @@ def load_chinchilla(drop_highest_loss: int = 5) -> ChinchillaData:
         C = np.array([float(r["Training FLOP"]) for r in rows])
         L = np.array([float(r["loss"]) for r in rows])
     except (KeyError, ValueError) as exc:
-        raise UserError(f"{path} does not have the expected columns 'Model Size', 'Training FLOP', 'loss' ({exc})")
+        raise UserError(
+            f"{path} does not have the expected columns 'Model Size', 'Training FLOP', 'loss' ({exc})"
+        ) from None
     if drop_highest_loss:
         keep = np.sort(np.argsort(L, kind="stable")[: len(L) - drop_highest_loss])
         N, C, L = N[keep], C[keep], L[keep]

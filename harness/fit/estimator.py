@@ -241,7 +241,9 @@ class ScalingLaw:
         if X.ndim == 1 and self.form.n_inputs == 1:
             X = X[:, None]
         with torch.no_grad():
-            out = self.form.log_predict(torch.as_tensor(self.raw_[None, : self.form.n_params]), torch.as_tensor(np.log(X)))
+            out = self.form.log_predict(
+                torch.as_tensor(self.raw_[None, : self.form.n_params]), torch.as_tensor(np.log(X))
+            )
         return np.exp(out[0].numpy())
 
     def distinct_optima(self, k: int = 8, rtol: float = 1e-3) -> np.ndarray:

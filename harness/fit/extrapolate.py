@@ -34,7 +34,9 @@ def extrapolation_score(law: ScalingLaw, X, y, cut: float, *, along: int = 0) ->
         X = X[:, None]
     below = X[:, along] < cut
     if not below.any() or below.all():
-        raise FitInputError(f"cut {cut:g} leaves no points on one side (x ranges {X[:, along].min():g}..{X[:, along].max():g})")
+        raise FitInputError(
+            f"cut {cut:g} leaves no points on one side (x ranges {X[:, along].min():g}..{X[:, along].max():g})"
+        )
     law.fit(X[below], y[below])
     pred = law.predict(X[~below])
     return ExtrapolationScore(cut, int(below.sum()), int((~below).sum()), rmsle(pred, y[~below]), dict(law.params_))

@@ -551,7 +551,9 @@ class M4(Form):
 
     def from_natural(self, p):
         p = np.asarray(p, dtype=float)
-        return np.stack([np.log(p[..., 0]), np.log(p[..., 1] - p[..., 0]), np.log(p[..., 2]), p[..., 3], np.log(p[..., 4])], -1)
+        return np.stack(
+            [np.log(p[..., 0]), np.log(p[..., 1] - p[..., 0]), np.log(p[..., 2]), p[..., 3], np.log(p[..., 4])], -1
+        )
 
     def start_grid(self, logx, logy):
         ymin, ymax = float(np.min(logy)), float(np.max(logy))

@@ -34,7 +34,9 @@ def group_by_budget(C: np.ndarray, budgets: np.ndarray, tol_dex: float) -> np.nd
     return idx
 
 
-def fit_profile(N: np.ndarray, L: np.ndarray, budget: float, weights: np.ndarray | None = None) -> IsoFlopProfile | None:
+def fit_profile(
+    N: np.ndarray, L: np.ndarray, budget: float, weights: np.ndarray | None = None
+) -> IsoFlopProfile | None:
     """Weighted least-squares parabola of L on u = log10 N; None if it opens downward (no minimum)."""
     u = np.log10(np.asarray(N, dtype=float))
     w = np.ones_like(u) if weights is None else np.asarray(weights, dtype=float)
@@ -45,11 +47,14 @@ def fit_profile(N: np.ndarray, L: np.ndarray, budget: float, weights: np.ndarray
         return None
     u0 = -c1 / (2 * c2)
     inside = bool(u[w > 0].min() <= u0 <= u[w > 0].max())
-    return IsoFlopProfile(float(budget), int(np.count_nonzero(w)), float(u0), float(c0 - c1 * c1 / (4 * c2)), float(c2), inside)
+    return IsoFlopProfile(
+        float(budget), int(np.count_nonzero(w)), float(u0), float(c0 - c1 * c1 / (4 * c2)), float(c2), inside
+    )
 
 
-def isoflop_profiles(N, C, L, budgets, *, tol_dex: float = 0.05, min_points: int = 5,
-                     weights: np.ndarray | None = None) -> list[IsoFlopProfile]:
+def isoflop_profiles(
+    N, C, L, budgets, *, tol_dex: float = 0.05, min_points: int = 5, weights: np.ndarray | None = None
+) -> list[IsoFlopProfile]:
     """One profile per budget with at least ``min_points`` runs and a vertex inside the sampled N range."""
     N, C, L = (np.asarray(a, dtype=float) for a in (N, C, L))
     w = np.ones_like(N) if weights is None else np.asarray(weights, dtype=float)

@@ -82,5 +82,5 @@ class Objective:
         if not need_grad:
             return f, None, None
         wdr = dr if unit else w * dr
-        gx = None if dextra is None else (((dextra if unit else w * dextra)) * scale).sum(dim=1, keepdim=True)
+        gx = None if dextra is None else ((dextra if unit else w * dextra) * scale).sum(dim=1, keepdim=True)
         return f, wdr * scale, gx

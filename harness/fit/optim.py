@@ -21,10 +21,10 @@ approximation stays positive definite.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
-
-import math
+from typing import ClassVar
 
 import torch
 
@@ -48,7 +48,7 @@ class BatchResult:
     n_iter: torch.Tensor  # (B,) iterations taken
     status: torch.Tensor  # (B,) 0 = gtol, 1 = ftol, 2 = max_iter, 3 = line search failed, 4 = non-finite
 
-    STATUS_TEXT = {
+    STATUS_TEXT: ClassVar[dict[int, str]] = {
         0: "converged (projected gradient below gtol)",
         1: "converged (relative reduction of the objective below ftol)",
         2: "iteration limit reached",
@@ -114,9 +114,7 @@ def batched_lbfgs(
             keep = ~done
             if not keep.any():
                 break
-            rows, x, f, g, S, Y, rho, gamma, status = (
-                t[keep] for t in (rows, x, f, g, S, Y, rho, gamma, status)
-            )
+            rows, x, f, g, S, Y, rho, gamma, status = (t[keep] for t in (rows, x, f, g, S, Y, rho, gamma, status))
         d = -_two_loop(g, S, Y, rho, gamma)
         slope = (g * d).sum(dim=1)
         bad_dir = ~(slope < 0)

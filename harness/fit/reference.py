@@ -41,8 +41,11 @@ def scipy_multistart(starts, logN, logD, logL, delta=1e-3, reduction="sum"):
     xs = np.zeros_like(np.asarray(starts, dtype=float))
     for i, x0 in enumerate(starts):
         res = minimize(
-            chinchilla_huber, np.asarray(x0, dtype=float), args=(logN, logD, logL, delta, reduction),
-            jac=True, method="L-BFGS-B",
+            chinchilla_huber,
+            np.asarray(x0, dtype=float),
+            args=(logN, logD, logL, delta, reduction),
+            jac=True,
+            method="L-BFGS-B",
         )
         funs[i], xs[i] = res.fun, res.x
     best = int(np.argmin(funs))

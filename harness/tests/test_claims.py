@@ -7,8 +7,17 @@ from harness.errors import UserError
 
 
 def claim(tol, published=1.0, recorded=None):
-    return Claim(id="x", kind="refit", statement="s", citation="c", published=published, measured="m",
-                 tolerance=tol, why="because", recorded=recorded)
+    return Claim(
+        id="x",
+        kind="refit",
+        statement="s",
+        citation="c",
+        published=published,
+        measured="m",
+        tolerance=tol,
+        why="because",
+        recorded=recorded,
+    )
 
 
 @pytest.mark.parametrize(
@@ -90,7 +99,7 @@ def test_load_claims(tmp_path):
         (lambda s: s.replace('why = "w"', 'why = "  "'), "one-line reason"),
         (lambda s: s.replace("tolerance = { abs = 0.1 }", "tolerance = { wide = 1 }"), "tolerance must be"),
         (lambda s: s.replace('measured = "m"\n', ""), "missing measured"),
-        (lambda s: s + s[s.index("[[claim]]"):], "duplicate id"),
+        (lambda s: s + s[s.index("[[claim]]") :], "duplicate id"),
         (lambda s: s.replace("[[claim]]", "[claims_typo]"), "defines no"),
         (lambda s: s.replace("published = 1.0", "published = "), "not valid TOML"),
     ],

@@ -30,8 +30,24 @@ def runs_csv(tmp_path):
 
 def test_fit_json_with_bootstrap_and_plot(runs_csv, tmp_path, capsys):
     png = tmp_path / "fit.png"
-    rc = main(["fit", str(runs_csv), "--form", "chinchilla", "--x", "N,D", "--y", "loss",
-               "--bootstrap", "50", "--plot", str(png), "--format", "json"])
+    rc = main(
+        [
+            "fit",
+            str(runs_csv),
+            "--form",
+            "chinchilla",
+            "--x",
+            "N,D",
+            "--y",
+            "loss",
+            "--bootstrap",
+            "50",
+            "--plot",
+            str(png),
+            "--format",
+            "json",
+        ]
+    )
     assert rc == 0
     res = json.loads(capsys.readouterr().out)
     assert res["params"]["alpha"]["ci95"][0] < res["params"]["alpha"]["value"] < res["params"]["alpha"]["ci95"][1]
@@ -48,7 +64,11 @@ def test_fit_table(runs_csv, capsys):
     [
         (None, ["--x", "N,D", "--y", "loss"], "does not exist"),
         ("N,D,loss\n1e8,1e10,2.5\n", ["--x", "N,Q", "--y", "loss"], "no column 'Q'"),
-        ("N,D,loss\n1e8,1e10,abc\n", ["--x", "N,D", "--y", "loss"], "line 2: column 'loss' value 'abc' is not a number"),
+        (
+            "N,D,loss\n1e8,1e10,abc\n",
+            ["--x", "N,D", "--y", "loss"],
+            "line 2: column 'loss' value 'abc' is not a number",
+        ),
         ("N,D,loss\n", ["--x", "N,D", "--y", "loss"], "no data rows"),
         ("N,D,loss\n1e8,1e10,2.5\n2e8,1e10,-1\n", ["--x", "N,D", "--y", "loss"], "non-positive"),
         ("N,D,loss\n1e8,1e10,2.5\n2e8,1e10,2.4\n", ["--x", "N,D", "--y", "loss"], "too few"),

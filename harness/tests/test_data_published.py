@@ -23,7 +23,7 @@ def test_offline_gives_clear_error(tmp_path, monkeypatch):
         raise urllib.error.URLError("network unreachable")
 
     monkeypatch.setattr(published.urllib.request, "urlopen", no_network)
-    with pytest.raises(UserError, match="could not download data set 'chinchilla'.*SCALING_DATA_DIR"):
+    with pytest.raises(UserError, match=r"could not download data set 'chinchilla'.*SCALING_DATA_DIR"):
         published.fetch("chinchilla")
     assert not list(tmp_path.rglob("*.csv"))  # no partial file left behind
 

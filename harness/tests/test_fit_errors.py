@@ -33,7 +33,7 @@ def test_errors_are_user_errors():
 
 
 def test_non_convergence_is_reported():
-    with pytest.raises(ConvergenceError, match="none of the .* starts converged"):
+    with pytest.raises(ConvergenceError, match=r"none of the .* starts converged"):
         ScalingLaw("chinchilla", max_iter=1).fit(X2, Y)
 
 

@@ -62,8 +62,11 @@ def test_reference_gradient_is_correct():
     logN, logD = rng.uniform(17, 23, 30), rng.uniform(20, 26, 30)
     logL = rng.uniform(0.7, 1.2, 30)
     x = np.array([0.5, 6.0, 7.5, 0.35, 0.37])
-    f, g = chinchilla_huber(x, logN, logD, logL)
+    _f, g = chinchilla_huber(x, logN, logD, logL)
     eps = 1e-6
-    num = [(chinchilla_huber(x + eps * e, logN, logD, logL)[0] - chinchilla_huber(x - eps * e, logN, logD, logL)[0]) / (2 * eps)
-           for e in np.eye(5)]
+    num = [
+        (chinchilla_huber(x + eps * e, logN, logD, logL)[0] - chinchilla_huber(x - eps * e, logN, logD, logL)[0])
+        / (2 * eps)
+        for e in np.eye(5)
+    ]
     np.testing.assert_allclose(g, num, rtol=1e-5, atol=1e-9)

@@ -53,21 +53,28 @@ class ChinchillaAudit:
         m["sum_fit.objective"] = Measurement(sf.objective_, note=f"{sf.n_converged_}/{sf.n_starts_} starts converged")
         for k in ("A", "B", "E", "alpha", "beta"):
             m[f"mle_fit.{k}"] = Measurement(self.mle_fit.params_[k], note=MLE_NO_BOOTSTRAP)
-        pub_tpp = float(dv.tokens_per_parameter(dv.CHINCHILLA_BUDGET, PUBLISHED["A"], PUBLISHED["B"],
-                                                PUBLISHED["alpha"], PUBLISHED["beta"]))
+        pub_tpp = float(
+            dv.tokens_per_parameter(
+                dv.CHINCHILLA_BUDGET, PUBLISHED["A"], PUBLISHED["B"], PUBLISHED["alpha"], PUBLISHED["beta"]
+            )
+        )
         m["published_fit.tokens_per_param"] = Measurement(pub_tpp, note="computed from Hoffmann et al. eq. 10")
         d_sum, d_mean = distance_to_published(sf.params_), distance_to_published(self.mean_fit.params_)
         mp = self.mean_fit.params_
         m["mean_fit.closer_to_published"] = Measurement(
             bool(d_mean < d_sum),
-            note=(f"relative distance to eq. 10 over (E, alpha, beta): sum fit {d_sum:.3f}, mean fit {d_mean:.3f}; "
-                  f"mean fit E={mp['E']:.3f} A={mp['A']:.1f} B={mp['B']:.1f} alpha={mp['alpha']:.3f} "
-                  f"beta={mp['beta']:.3f}"),
+            note=(
+                f"relative distance to eq. 10 over (E, alpha, beta): sum fit {d_sum:.3f}, mean fit {d_mean:.3f}; "
+                f"mean fit E={mp['E']:.3f} A={mp['A']:.1f} B={mp['B']:.1f} alpha={mp['alpha']:.3f} "
+                f"beta={mp['beta']:.3f}"
+            ),
         )
         if np.isfinite(self.approach2_a):
             lo, hi = np.quantile(self.approach2_boot, [(1 - LEVEL) / 2, (1 + LEVEL) / 2])
             m["approach2.a"] = Measurement(
-                self.approach2_a, (float(lo), float(hi)), LEVEL,
+                self.approach2_a,
+                (float(lo), float(hi)),
+                LEVEL,
                 f"{len(self.profiles)} IsoFLOP budgets with a minimum inside the sampled sizes; "
                 f"{len(self.approach2_boot)} bootstrap refits",
             )
@@ -113,7 +120,10 @@ def approach2(data, n_bootstrap: int, seed: int) -> tuple[list[IsoFlopProfile], 
 
 def run(n_bootstrap: int = 1000, seed: int = 0, log=print) -> ChinchillaAudit:
     data = load_chinchilla()
-    log(f"chinchilla: {len(data.loss)} points (dropped the {data.n_dropped} highest-loss rows), sha256 {data.sha256[:12]}")
+    log(
+        f"chinchilla: {len(data.loss)} points (dropped the {data.n_dropped} highest-loss rows), "
+        f"sha256 {data.sha256[:12]}"
+    )
     log("chinchilla: Approach 3, Hoffmann grid (4,500 starts), summed Huber loss ...")
     sum_fit = ScalingLaw("chinchilla", loss="huber", delta=1e-3, reduction="sum").fit(data.X, data.loss)
     log("chinchilla: same with the mean of the Huber losses ...")
@@ -135,8 +145,13 @@ def measure(ctx: TierContext) -> TierResult:
 
     audit = run(ctx.n_bootstrap, ctx.seed, ctx.log)
     fits = {
-        name: {"params": f.params_, "objective": f.objective_, "n_starts": f.n_starts_,
-               "n_converged": f.n_converged_, "status": f.status_}
+        name: {
+            "params": f.params_,
+            "objective": f.objective_,
+            "n_starts": f.n_starts_,
+            "n_converged": f.n_converged_,
+            "status": f.status_,
+        }
         for name, f in (("sum", audit.sum_fit), ("mean", audit.mean_fit), ("mle", audit.mle_fit))
     }
     return TierResult(
@@ -146,8 +161,16 @@ def measure(ctx: TierContext) -> TierResult:
             "bootstrap_a": figures.bootstrap_exponent(audit),
             "isoflop_profiles": figures.isoflop_profiles(audit),
         },
-        artifacts={"fits": fits, "n_bootstrap": ctx.n_bootstrap, "seed": ctx.seed,
-                   "approach2_profiles": [p.__dict__ for p in audit.profiles]},
-        inputs={"data": "chinchilla", "data_sha256": audit.data.sha256, "n_points": len(audit.data.loss),
-                "dropped_highest_loss": audit.data.n_dropped},
+        artifacts={
+            "fits": fits,
+            "n_bootstrap": ctx.n_bootstrap,
+            "seed": ctx.seed,
+            "approach2_profiles": [p.__dict__ for p in audit.profiles],
+        },
+        inputs={
+            "data": "chinchilla",
+            "data_sha256": audit.data.sha256,
+            "n_points": len(audit.data.loss),
+            "dropped_highest_loss": audit.data.n_dropped,
+        },
     )

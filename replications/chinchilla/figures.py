@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-import matplotlib
+import matplotlib.pyplot as plt
+import numpy as np
 
-matplotlib.use("Agg", force=False)
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
+from harness.fit import derived as dv
 
-from harness.fit import derived as dv  # noqa: E402
-
-from .analysis import ISOFLOP_BUDGETS, PUBLISHED, ChinchillaAudit  # noqa: E402
+from .analysis import ISOFLOP_BUDGETS, PUBLISHED, ChinchillaAudit
 
 
 def _loss(params, N, D):
@@ -28,15 +25,30 @@ def isoloss_contours(audit: ChinchillaAudit):
     dd = np.logspace(8, 12.3, 200)
     NN, DD = np.meshgrid(n, dd)
     levels = [2.1, 2.3, 2.5, 2.8, 3.2]
-    for params, style, label in ((audit.sum_fit.params_, "-", "refit (sum of Huber)"), (PUBLISHED, "--", "Hoffmann et al. eq. 10")):
+    for params, style, label in (
+        (audit.sum_fit.params_, "-", "refit (sum of Huber)"),
+        (PUBLISHED, "--", "Hoffmann et al. eq. 10"),
+    ):
         cs = ax.contour(NN, DD, _loss(params, NN, DD), levels=levels, colors="k", linestyles=style, linewidths=0.8)
         ax.clabel(cs, fmt="%.1f", fontsize=7)
         C = np.logspace(18, 24, 50)
-        ax.plot(dv.n_opt(C, params["A"], params["B"], params["alpha"], params["beta"]),
-                dv.d_opt(C, params["A"], params["B"], params["alpha"], params["beta"]),
-                style, color="tab:red", lw=1.5, label=f"compute-optimal frontier: {label}")
-    ax.set(xscale="log", yscale="log", xlabel="parameters N", ylabel="tokens D", xlim=(n[0], n[-1]), ylim=(dd[0], dd[-1]),
-           title="Chinchilla data with iso-loss contours: refit (solid) vs published (dashed)")
+        ax.plot(
+            dv.n_opt(C, params["A"], params["B"], params["alpha"], params["beta"]),
+            dv.d_opt(C, params["A"], params["B"], params["alpha"], params["beta"]),
+            style,
+            color="tab:red",
+            lw=1.5,
+            label=f"compute-optimal frontier: {label}",
+        )
+    ax.set(
+        xscale="log",
+        yscale="log",
+        xlabel="parameters N",
+        ylabel="tokens D",
+        xlim=(n[0], n[-1]),
+        ylim=(dd[0], dd[-1]),
+        title="Chinchilla data with iso-loss contours: refit (solid) vs published (dashed)",
+    )
     ax.legend(loc="upper left", fontsize=8)
     return fig
 
@@ -48,11 +60,14 @@ def bootstrap_exponent(audit: ChinchillaAudit):
     ax.hist(a, bins=40, color="tab:blue", alpha=0.75, label=f"bootstrap refits (n={len(a)})")
     lo, hi = audit.sum_boot.interval("a")
     ax.axvspan(lo, hi, color="tab:blue", alpha=0.12, label=f"95% interval [{lo:.3f}, {hi:.3f}]")
-    ax.axvline(float(dv.exponent_a(audit.sum_fit.params_["alpha"], audit.sum_fit.params_["beta"])), color="k",
-               label="refit")
+    ax.axvline(
+        float(dv.exponent_a(audit.sum_fit.params_["alpha"], audit.sum_fit.params_["beta"])), color="k", label="refit"
+    )
     ax.axvline(0.46, color="tab:red", ls="--", label="Hoffmann et al. Table 2 (Approach 3): 0.46")
     if np.isfinite(audit.approach2_a):
-        ax.axvline(audit.approach2_a, color="tab:green", ls=":", label=f"Approach 2 on these points: {audit.approach2_a:.3f}")
+        ax.axvline(
+            audit.approach2_a, color="tab:green", ls=":", label=f"Approach 2 on these points: {audit.approach2_a:.3f}"
+        )
     ax.set(xlabel="a  (N_opt ∝ C^a)", ylabel="count", title="Compute-optimal exponent a: bootstrap vs published")
     ax.legend(fontsize=8)
     return fig
@@ -70,7 +85,11 @@ def isoflop_profiles(audit: ChinchillaAudit):
         u = np.linspace(np.log10(d.N[sel].min()), np.log10(d.N[sel].max()), 50)
         ax.plot(10**u, p.loss_min + p.curvature * (u - p.log10_n_opt) ** 2, color=color, lw=1, label=f"{p.budget:.0e}")
         ax.plot(10**p.log10_n_opt, p.loss_min, "x", color=color)
-    ax.set(xscale="log", xlabel="parameters N", ylabel="loss",
-           title=f"IsoFLOP profiles ({len(audit.profiles)} of {len(ISOFLOP_BUDGETS)} budgets usable)")
+    ax.set(
+        xscale="log",
+        xlabel="parameters N",
+        ylabel="loss",
+        title=f"IsoFLOP profiles ({len(audit.profiles)} of {len(ISOFLOP_BUDGETS)} budgets usable)",
+    )
     ax.legend(title="FLOPs", fontsize=7, ncol=2)
     return fig

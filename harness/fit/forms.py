@@ -209,7 +209,7 @@ class Chinchilla(Form):
         u1 = torch.addcmul(raw[:, 1:2] - e, raw[:, 3:4], logx[None, :, 0], value=-1.0).exp_()
         u2 = torch.addcmul(raw[:, 2:3] - e, raw[:, 4:5], logx[None, :, 1], value=-1.0).exp_()
         tot = (u1 + u2).add_(1.0)
-        if not torch.isfinite(tot).all():
+        if not math.isfinite(float(tot.sum())):  # one reduction instead of an elementwise check
             return self._forward_shifted(raw, logx, need_grad)
         pred = tot.log().add_(e)
         if not need_grad:
@@ -230,11 +230,11 @@ class Chinchilla(Form):
 
     def vjp(self, ctx, v):
         p1, p2, logx = ctx
-        one_n = torch.stack([torch.ones_like(logx[:, 0]), logx[:, 0]], dim=1)  # (n, 2)
-        one_d = torch.stack([torch.ones_like(logx[:, 1]), logx[:, 1]], dim=1)
-        s1 = (v * p1) @ one_n  # (b, 2): sum v p1, sum v p1 log N
-        s2 = (v * p2) @ one_d
-        return torch.stack([v.sum(1) - s1[:, 0] - s2[:, 0], s1[:, 0], s2[:, 0], -s1[:, 1], -s2[:, 1]], dim=1)
+        vp1, vp2 = v * p1, v * p2
+        s1, s2 = vp1.sum(1), vp2.sum(1)
+        gn = torch.mv(vp1, logx[:, 0].contiguous())
+        gd = torch.mv(vp2, logx[:, 1].contiguous())
+        return torch.stack([v.sum(1) - s1 - s2, s1, s2, -gn, -gd], dim=1)
 
     def to_natural(self, raw):
         raw = np.asarray(raw, dtype=float)

@@ -58,7 +58,7 @@ class Objective:
             # c = min(|r|, delta) gives 0.5 r^2 inside and delta (|r| - delta/2) outside in one expression
             a = r.abs()
             c = a.clamp(max=d)
-            return c * (a - 0.5 * c), r.clamp(-d, d), None
+            return a.sub_(c, alpha=0.5).mul_(c), r.clamp_(-d, d), None
         log_sigma = extra[:, :1]
         sigma = log_sigma.exp()
         z = r / sigma

@@ -15,12 +15,13 @@ multi-GB CUDA build of torch by pointing pip at a CPU wheel, e.g. ``PIP_CONSTRAI
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 
 import nox
 
 nox.needs_version = ">=2025.2.9"
-nox.options.default_venv_backend = "venv"
+nox.options.default_venv_backend = "venv"  # lint only; the other sessions share .nox/shared (below)
 nox.options.reuse_venv = "yes"
 nox.options.sessions = ["tests"]
 
@@ -37,16 +38,18 @@ def _env() -> dict[str, str]:
     return env
 
 
-def _install(session: nox.Session, *groups: str) -> None:
+SHARED_VENV = ROOT / ".nox" / "shared"
+
+
+def _shared_env(session: nox.Session, *groups: str) -> Path:
+    """One virtualenv for every session that needs the package (tests, notebooks, bench, replicate), so torch
+    is installed once. Created on first use, then only topped up; returns its bin/ folder."""
+    bindir = SHARED_VENV / ("Scripts" if sys.platform == "win32" else "bin")
+    if not (bindir / "python").exists() and not (bindir / "python.exe").exists():
+        session.run(sys.executable, "-m", "venv", str(SHARED_VENV), external=True)
     reqs = [r for g in groups for r in nox.project.dependency_groups(PYPROJECT, g)]
-    session.install("-e", ".", *reqs)
-
-
-@nox.session
-def tests(session: nox.Session) -> None:
-    """Run the unit tests."""
-    _install(session, "test")
-    session.run("pytest", *session.posargs, env=_env())
+    session.run(str(bindir / "python"), "-m", "pip", "install", "-q", "-e", ".", *reqs, external=True)
+    return bindir
 
 
 @nox.session(default=False)
@@ -57,13 +60,12 @@ def lint(session: nox.Session) -> None:
     session.run("ruff", "format", "--check", ".")
 
 
-@nox.session(default=False)
+@nox.session(venv_backend="none", default=False)
 def notebooks(session: nox.Session) -> None:
-    """Execute every notebook in notebooks/ (they read committed results, so each takes seconds)."""
-    _install(session, "test")
-    session.install("nbmake>=1.5")
+    """Execute every notebook in notebooks/ (each takes well under a minute)."""
+    bindir = _shared_env(session, "test", "notebooks")
     session.run(
-        "pytest",
+        str(bindir / "pytest"),
         "--nbmake",
         "--nbmake-timeout=300",
         "-p",
@@ -71,15 +73,16 @@ def notebooks(session: nox.Session) -> None:
         "notebooks",
         *session.posargs,
         env=_env(),
+        external=True,
     )
 
 
-@nox.session(default=False)
+@nox.session(venv_backend="none", default=False)
 def bench(session: nox.Session) -> None:
     """Benchmarks (pytest-benchmark), each next to its plain baseline; ratios are printed at the end."""
-    _install(session, "test")
+    bindir = _shared_env(session, "test")
     session.run(
-        "pytest",
+        str(bindir / "pytest"),
         "harness/benchmarks",
         "-o",
         "python_files=bench_*.py",
@@ -88,12 +91,13 @@ def bench(session: nox.Session) -> None:
         "-s",
         *session.posargs,
         env=_env(),
+        external=True,
     )
 
 
-@nox.session(default=False)
+@nox.session(venv_backend="none", default=False)
 def replicate(session: nox.Session) -> None:
     """Run every replication (or those named after --) at its default tier and print the verdicts."""
-    _install(session)
+    bindir = _shared_env(session)
     names = session.posargs or ["--all"]
-    session.run("scaling", "replicate", *names, env=_env())
+    session.run(str(bindir / "scaling"), "replicate", *names, env=_env(), external=True)

@@ -70,3 +70,17 @@ def test_reference_gradient_is_correct():
         for e in np.eye(5)
     ]
     np.testing.assert_allclose(g, num, rtol=1e-5, atol=1e-9)
+
+
+def test_compact_direction_equals_two_loop():
+    from harness.fit.optim import _direction, _two_loop
+
+    gen = torch.Generator().manual_seed(0)
+    S = torch.randn(7, 10, 5, dtype=torch.float64, generator=gen)
+    Y = S + 0.1 * torch.randn(7, 10, 5, dtype=torch.float64, generator=gen)
+    rho = 1 / (S * Y).sum(2)
+    S[:, :3], Y[:, :3], rho[:, :3] = 0, 0, 0  # empty slots, as early in a run
+    S[2, 6], Y[2, 6], rho[2, 6] = 0, 0, 0  # a skipped pair in the middle of the history
+    g = torch.randn(7, 5, dtype=torch.float64, generator=gen)
+    gamma = torch.rand(7, dtype=torch.float64, generator=gen) + 0.1
+    torch.testing.assert_close(_direction(g, S, Y, rho, gamma), _two_loop(g, S, Y, rho, gamma), rtol=1e-10, atol=1e-12)

@@ -10,6 +10,7 @@ Nothing in ``harness/`` names a particular paper: adding a fifth one is adding a
 from __future__ import annotations
 
 import importlib
+import json
 import pkgutil
 import time
 from collections.abc import Callable
@@ -134,16 +135,23 @@ def write_results(a: AuditResult, out_dir: Path | None = None) -> Path:
 
     out = out_dir or RESULTS_DIR / a.replication.name / a.tier
     out.mkdir(parents=True, exist_ok=True)
+    prov = provenance(inputs=a.result.inputs, seconds=round(a.seconds, 2))
     record = {
         "replication": a.replication.name,
         "tier": a.tier,
         "claims": [v.to_json() for v in a.verdicts],
         "artifacts": a.result.artifacts,
-        "provenance": provenance(inputs=a.result.inputs, seconds=round(a.seconds, 2)),
+        "provenance": prov,
     }
     write_json_atomic(out / "audit.json", record)
     md = format_markdown(a.verdicts, f"{a.replication.title} — tier `{a.tier}`")
     (out / "verdicts.md").write_text(md + "\n")
+    # figures carry their provenance in the PNG itself (readable with e.g. PIL's Image.open(f).text)
+    png_meta = {
+        "Software": f"scaling-harness {prov['packages'].get('scaling-harness', '')}",
+        "Source": f"git {prov['git_commit']}",
+        "Comment": json.dumps({k: prov[k] for k in ("git_commit", "packages", "created_utc", "inputs")}, default=str),
+    }
     for fname, fig in a.result.figures.items():
-        fig.savefig(out / f"{fname}.png", dpi=120, bbox_inches="tight", metadata={"Software": None})
+        fig.savefig(out / f"{fname}.png", dpi=120, bbox_inches="tight", metadata=png_meta)
     return out

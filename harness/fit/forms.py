@@ -291,6 +291,37 @@ class KaplanND(Form):
         return _grid(ln_nc, ln_dc, [0.03, 0.08, 0.2, 0.5], [0.03, 0.1, 0.3, 0.6])
 
 
+@register_form("kaplan_ns")
+@dataclass
+class KaplanNS(Form):
+    """Kaplan et al. (2020) eq. 1.6 / Table 3: ``L(N, S) = (N_c/N)^alpha_N + (S_c/S)^alpha_S`` (S: optimizer
+    steps, S_min in the paper when the batch size is adjusted)."""
+
+    def __post_init__(self):
+        self.param_names = ("N_c", "S_c", "alpha_N", "alpha_S")
+        self.raw_names = ("log_N_c", "log_S_c", "alpha_N", "alpha_S")
+        self.n_inputs = 2
+        self.input_names = ("N", "S")
+        self.formula = "L = (N_c/N)^alpha_N + (S_c/S)^alpha_S"
+
+    def log_predict(self, raw, logx):
+        t1 = raw[:, 2:3] * (raw[:, 0:1] - logx[None, :, 0])
+        t2 = raw[:, 3:4] * (raw[:, 1:2] - logx[None, :, 1])
+        return _lse(t1, t2)
+
+    def to_natural(self, raw):
+        raw = np.asarray(raw, dtype=float)
+        return np.stack([np.exp(raw[..., 0]), np.exp(raw[..., 1]), raw[..., 2], raw[..., 3]], -1)
+
+    def from_natural(self, p):
+        p = np.asarray(p, dtype=float)
+        return np.stack([np.log(p[..., 0]), np.log(p[..., 1]), p[..., 2], p[..., 3]], -1)
+
+    def start_grid(self, logx, logy):
+        ln10 = math.log(10.0)
+        return _grid([ln10 * k for k in (6, 10, 14)], [ln10 * k for k in (1, 3, 5)], [0.05, 0.1, 0.3], [0.3, 0.8, 1.5])
+
+
 @register_form("isoflop_parabola")
 @dataclass
 class IsoFlopParabola(Form):

@@ -57,3 +57,24 @@ def test_extrapolation_score():
     assert good.rmsle < 1e-3 < bad.rmsle  # a pure power law cannot extrapolate a saturating curve
     with pytest.raises(FitInputError, match="leaves no points"):
         extrapolation_score(ScalingLaw("power"), x, y, cut=1e9)
+
+
+def test_frontier_of_learning_curves():
+    from harness.fit.frontier import learning_curve_frontier
+
+    # three model sizes, L(N, D) of a known Chinchilla law: the envelope must be the lower of the curves and
+    # switch to larger models as compute grows
+    sizes = [1e6, 1e7, 1e8]
+    curves = []
+    for n in sizes:
+        tok = np.logspace(6, 10, 40)
+        curves.append((n, tok, get_form("chinchilla").predict(P, np.stack([np.full_like(tok, n), tok], 1))))
+    fr = learning_curve_frontier(curves, n_grid=60)
+    for n, tok, loss in curves:
+        c = 6 * n * tok
+        inside = (fr.compute >= c[0]) & (fr.compute <= c[-1])
+        assert np.all(fr.loss[inside] <= np.exp(np.interp(np.log(fr.compute[inside]), np.log(c), np.log(loss))) + 1e-12)
+    assert fr.n_params[0] == 1e6 and fr.n_params[-1] == 1e8
+    assert np.all(np.diff(fr.n_params) >= 0)  # optimal size grows with compute
+    with pytest.raises(FitInputError, match="at least 2 runs"):
+        learning_curve_frontier(curves[:1])

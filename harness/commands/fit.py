@@ -40,6 +40,13 @@ def register(sub) -> None:
         "--bootstrap", type=int, default=0, metavar="N", help="bootstrap resamples for intervals (default 0)"
     )
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument(
+        "--holdout-above",
+        type=float,
+        default=None,
+        metavar="X",
+        help="extrapolation check: fit only the points whose first input is below X, report RMSLE on the rest",
+    )
     p.add_argument("--plot", type=Path, default=None, help="write a plot of data and fit (PNG)")
     p.add_argument("--format", choices=("table", "json"), default="table")
     p.set_defaults(func=run)
@@ -84,7 +91,14 @@ def run(args) -> int:
             f"got {len(xs)}: {args.x}"
         )
     X = np.stack([cols[c] for c in xs], axis=1)
-    law.fit(X, cols[args.y])
+    extrapolation = None
+    if args.holdout_above is not None:
+        from ..fit.extrapolate import extrapolation_score
+
+        score = extrapolation_score(law, X, cols[args.y], args.holdout_above)  # leaves law fitted below the cut
+        extrapolation = {"cut": score.cut, "n_fit": score.n_fit, "n_test": score.n_test, "rmsle": score.rmsle}
+    else:
+        law.fit(X, cols[args.y])
     boot = law.bootstrap(args.bootstrap, seed=args.seed) if args.bootstrap > 0 else None
     result = {
         "form": args.form,
@@ -99,6 +113,10 @@ def run(args) -> int:
     }
     if boot is not None:
         result["bootstrap"] = {"n": boot.n_resamples, "failed": boot.n_failed, "seed": boot.seed}
+    if extrapolation is not None:
+        result["extrapolation"] = extrapolation
+    if law.warnings_:
+        result["warnings"] = law.warnings_
     if args.plot:
         from ..report import plot_fit
 
@@ -115,6 +133,14 @@ def run(args) -> int:
         print(f"  {k.ljust(width)} = {v:.6g}{ci}")
     if boot is not None:
         print(f"bootstrap: {boot.n_resamples} resamples, seed {boot.seed}, {boot.n_failed} failed")
+    if extrapolation is not None:
+        e = extrapolation
+        print(
+            f"extrapolation: fitted on {e['n_fit']} points with {xs[0]} < {e['cut']:g}; "
+            f"RMSLE on the {e['n_test']} points above: {e['rmsle']:.4g}"
+        )
+    for w in law.warnings_:
+        print(f"warning: {w}")
     if args.plot:
         print(f"plot written to {args.plot}")
     return 0

@@ -59,6 +59,14 @@ def test_fit_table(runs_csv, capsys):
     assert "alpha =" in capsys.readouterr().out
 
 
+def test_fit_holdout_reports_extrapolation_error(runs_csv, capsys):
+    args = ["fit", str(runs_csv), "--form", "chinchilla", "--x", "N,D", "--y", "loss", "--format", "json"]
+    assert main([*args, "--holdout-above", "3e8"]) == 0
+    e = json.loads(capsys.readouterr().out)["extrapolation"]
+    assert e["n_fit"] + e["n_test"] == 20 and e["n_test"] == 8
+    assert 0 < e["rmsle"] < 0.05  # the law is right, so extrapolating it costs little
+
+
 @pytest.mark.parametrize(
     ("content", "args", "match"),
     [

@@ -41,14 +41,16 @@ def _env() -> dict[str, str]:
 SHARED_VENV = ROOT / ".nox" / "shared"
 
 
-def _shared_env(session: nox.Session, *groups: str) -> Path:
+def _shared_env(session: nox.Session, *groups: str, extras: str = "kernels") -> Path:
     """One virtualenv for every session that needs the package (tests, notebooks, bench, replicate), so torch
     is installed once. Created on first use, then only topped up; returns its bin/ folder."""
     bindir = SHARED_VENV / ("Scripts" if sys.platform == "win32" else "bin")
     if not (bindir / "python").exists() and not (bindir / "python.exe").exists():
         session.run(sys.executable, "-m", "venv", str(SHARED_VENV), external=True)
     reqs = [r for g in groups for r in nox.project.dependency_groups(PYPROJECT, g)]
-    session.run(str(bindir / "python"), "-m", "pip", "install", "-q", "-e", ".", *reqs, external=True)
+    # the kernels extra brings Triton, whose kernels the tests run on CPU under TRITON_INTERPRET=1
+    target = f".[{extras}]" if extras else "."
+    session.run(str(bindir / "python"), "-m", "pip", "install", "-q", "-e", target, *reqs, external=True)
     return bindir
 
 

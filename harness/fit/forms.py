@@ -214,8 +214,7 @@ class Chinchilla(Form):
         pred = tot.log().add_(e)
         if not need_grad:
             return pred, None
-        inv = tot.reciprocal_()
-        return pred, (u1.mul_(inv), u2.mul_(inv), logx)
+        return pred, (u1, u2, tot.reciprocal_(), logx)  # softmax weights are u1 * inv and u2 * inv
 
     def _forward_shifted(self, raw, logx, need_grad):
         t1, t2, t3 = self._terms(raw, logx)
@@ -225,12 +224,12 @@ class Chinchilla(Form):
         pred = tot.log().add_(m)
         if not need_grad:
             return pred, None
-        inv = tot.reciprocal_()
-        return pred, (e1.mul_(inv), e2.mul_(inv), logx)
+        return pred, (e1, e2, tot.reciprocal_(), logx)
 
     def vjp(self, ctx, v):
-        p1, p2, logx = ctx
-        vp1, vp2 = v * p1, v * p2
+        u1, u2, inv, logx = ctx
+        w = v * inv
+        vp1, vp2 = w * u1, w * u2
         s1, s2 = vp1.sum(1), vp2.sum(1)
         gn = torch.mv(vp1, logx[:, 0].contiguous())
         gd = torch.mv(vp2, logx[:, 1].contiguous())

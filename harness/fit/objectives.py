@@ -55,10 +55,9 @@ class Objective:
         if self.loss == "mse":
             return r * r, 2 * r, None
         if self.loss == "huber":
-            # c = min(|r|, delta) gives 0.5 r^2 inside and delta (|r| - delta/2) outside in one expression
-            a = r.abs()
-            c = a.clamp(max=d)
-            return a.sub_(c, alpha=0.5).mul_(c), r.clamp_(-d, d), None
+            # 0.5 r^2 inside delta, delta (|r| - delta/2) outside: torch's fused kernel is exactly this
+            val = torch.nn.functional.huber_loss(r, torch.zeros_like(r), reduction="none", delta=d)
+            return val, r.clamp_(-d, d), None
         log_sigma = extra[:, :1]
         sigma = log_sigma.exp()
         z = r / sigma

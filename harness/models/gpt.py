@@ -1,0 +1,175 @@
+"""A decoder-only Transformer (GPT), pre-norm, readable in one sitting.
+
+    tokens -> token embedding (+ learned positions) -> n_layer x Block -> LayerNorm -> output projection
+    Block(x):  x = x + Attention(LN(x));  x = x + MLP(LN(x))
+    Attention: causal, multi-head, through F.scaled_dot_product_attention; optional rotary positions.
+    MLP:       Linear(d, 4d) -> GELU -> Linear(4d, d)
+
+Initialisation follows GPT-2 / nanoGPT: N(0, 0.02), residual output projections scaled by 1/sqrt(2 n_layer).
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .ops import layer_norm, linear_cross_entropy
+from .registry import LanguageModel, ModelConfig, ModelCounts, register
+
+# Shape policy for ``shape_for``: d_model ~= ASPECT * n_layer (Kaplan et al. 2020, Fig. 5, find loss nearly
+# independent of the aspect ratio d_model / n_layer between ~20 and ~200; 32 keeps the smallest models deep
+# enough to have one layer per ~1e4 parameters), heads of HEAD_DIM channels (at least one head), d_model a
+# multiple of 8.
+ASPECT = 32
+HEAD_DIM = 64
+
+
+class LayerNorm(nn.Module):
+    def __init__(self, d: int, bias: bool, kernels: str):
+        super().__init__()
+        self.weight = nn.Parameter(torch.ones(d))
+        self.bias = nn.Parameter(torch.zeros(d)) if bias else None
+        self.kernels = kernels
+
+    def forward(self, x):
+        return layer_norm(x, self.weight, self.bias, 1e-5, self.kernels)
+
+
+def rotary_tables(n_ctx: int, head_dim: int, base: float = 10000.0) -> tuple[torch.Tensor, torch.Tensor]:
+    inv_freq = 1.0 / base ** (torch.arange(0, head_dim, 2, dtype=torch.float64) / head_dim)
+    angles = torch.outer(torch.arange(n_ctx, dtype=torch.float64), inv_freq)  # (T, head_dim/2)
+    return angles.cos().float(), angles.sin().float()
+
+
+def apply_rotary(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
+    """Rotate channel pairs (i, i + head_dim/2) of ``x`` (B, H, T, head_dim) by position-dependent angles."""
+    T = x.shape[-2]
+    x1, x2 = x.chunk(2, dim=-1)
+    c, s = cos[:T].to(x.dtype), sin[:T].to(x.dtype)
+    return torch.cat([x1 * c - x2 * s, x1 * s + x2 * c], dim=-1)
+
+
+class CausalSelfAttention(nn.Module):
+    def __init__(self, cfg: ModelConfig):
+        super().__init__()
+        self.n_head = cfg.n_head
+        self.qkv = nn.Linear(cfg.d_model, 3 * cfg.d_model, bias=cfg.bias)
+        self.proj = nn.Linear(cfg.d_model, cfg.d_model, bias=cfg.bias)
+
+    def forward(self, x, rotary=None):
+        B, T, C = x.shape
+        q, k, v = self.qkv(x).view(B, T, 3, self.n_head, C // self.n_head).permute(2, 0, 3, 1, 4)
+        if rotary is not None:
+            q, k = apply_rotary(q, *rotary), apply_rotary(k, *rotary)
+        y = F.scaled_dot_product_attention(q, k, v, is_causal=True)
+        return self.proj(y.transpose(1, 2).reshape(B, T, C))
+
+
+class MLP(nn.Module):
+    def __init__(self, cfg: ModelConfig):
+        super().__init__()
+        self.fc = nn.Linear(cfg.d_model, cfg.mlp_ratio * cfg.d_model, bias=cfg.bias)
+        self.proj = nn.Linear(cfg.mlp_ratio * cfg.d_model, cfg.d_model, bias=cfg.bias)
+
+    def forward(self, x):
+        return self.proj(F.gelu(self.fc(x), approximate="tanh"))
+
+
+class Block(nn.Module):
+    def __init__(self, cfg: ModelConfig):
+        super().__init__()
+        self.ln1 = LayerNorm(cfg.d_model, cfg.bias, cfg.kernels)
+        self.attn = CausalSelfAttention(cfg)
+        self.ln2 = LayerNorm(cfg.d_model, cfg.bias, cfg.kernels)
+        self.mlp = MLP(cfg)
+
+    def forward(self, x, rotary=None):
+        x = x + self.attn(self.ln1(x), rotary)
+        return x + self.mlp(self.ln2(x))
+
+
+@register("gpt")
+class GPT(LanguageModel):
+    def __init__(self, cfg: ModelConfig):
+        super().__init__()
+        if cfg.d_model % cfg.n_head:
+            raise ValueError(f"d_model {cfg.d_model} is not divisible by n_head {cfg.n_head}")
+        if cfg.pos == "rotary" and (cfg.d_model // cfg.n_head) % 2:
+            raise ValueError("rotary positions need an even head dimension")
+        self.config = cfg
+        self.wte = nn.Embedding(cfg.vocab_size, cfg.d_model)
+        self.wpe = nn.Embedding(cfg.n_ctx, cfg.d_model) if cfg.pos == "learned" else None
+        if cfg.pos == "rotary":
+            cos, sin = rotary_tables(cfg.n_ctx, cfg.d_model // cfg.n_head)
+            self.register_buffer("rot_cos", cos, persistent=False)
+            self.register_buffer("rot_sin", sin, persistent=False)
+        self.blocks = nn.ModuleList(Block(cfg) for _ in range(cfg.n_layer))
+        self.ln_f = LayerNorm(cfg.d_model, cfg.bias, cfg.kernels)
+        self.head = None if cfg.tie_weights else nn.Linear(cfg.d_model, cfg.vocab_size, bias=False)
+        self.apply(self._init)
+        for name, p in self.named_parameters():
+            if name.endswith("proj.weight"):  # residual-stream outputs
+                nn.init.normal_(p, 0.0, 0.02 / math.sqrt(2 * cfg.n_layer))
+
+    @staticmethod
+    def _init(m):
+        if isinstance(m, nn.Linear):
+            nn.init.normal_(m.weight, 0.0, 0.02)
+            if m.bias is not None:
+                nn.init.zeros_(m.bias)
+        elif isinstance(m, nn.Embedding):
+            nn.init.normal_(m.weight, 0.0, 0.02)
+
+    @property
+    def head_weight(self) -> torch.Tensor:
+        return self.wte.weight if self.head is None else self.head.weight
+
+    def embedding_parameters(self):
+        return [p for p in (self.wte.weight, self.wpe.weight if self.wpe else None, self.head_weight) if p is not None]
+
+    def hidden(self, idx: torch.Tensor) -> torch.Tensor:
+        """Final hidden states (B, T, d_model), after the last LayerNorm."""
+        T = idx.shape[1]
+        if T > self.config.n_ctx:
+            raise ValueError(f"sequence length {T} exceeds n_ctx {self.config.n_ctx}")
+        x = self.wte(idx)
+        if self.wpe is not None:
+            x = x + self.wpe.weight[:T]
+        rotary = (self.rot_cos, self.rot_sin) if self.config.pos == "rotary" else None
+        for block in self.blocks:
+            x = block(x, rotary)
+        return self.ln_f(x)
+
+    def logits(self, idx: torch.Tensor) -> torch.Tensor:
+        return F.linear(self.hidden(idx), self.head_weight)
+
+    def forward(self, idx: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        return linear_cross_entropy(self.hidden(idx), self.head_weight, None, targets, self.kernels_used)
+
+    # ----------------------------------------------------------------------------------- accounting
+    @classmethod
+    def counts(cls, cfg: ModelConfig) -> ModelCounts:
+        L, d, V, T, H, f = cfg.n_layer, cfg.d_model, cfg.vocab_size, cfg.n_ctx, cfg.n_head, cfg.mlp_ratio
+        n_kaplan = L * (4 * d * d + 2 * f * d * d)  # = 12 L d^2 for f = 4 (Kaplan et al. Table 1)
+        biases = (3 * d + d + f * d + d) if cfg.bias else 0
+        norms = 2 * d if cfg.bias else d  # weight (+ bias) per LayerNorm
+        n_non_emb = L * (4 * d * d + 2 * f * d * d + biases + 2 * norms) + norms  # + final LayerNorm
+        emb = V * d + (T * d if cfg.pos == "learned" else 0) + (0 if cfg.tie_weights else V * d)
+        kaplan = 6 * n_kaplan + 6 * L * T * d
+        # Hoffmann et al. (2022) Appendix F, per token (sequence terms divided by seq_len), forward:
+        attn = 2 * 3 * d * d + 2 * T * d + 3 * H * T + 2 * T * d + 2 * d * d  # qkv, logits, softmax, @V, out
+        dense = 2 * (d * f * d + d * f * d)
+        forward = 2 * V * d + L * (attn + dense) + 2 * d * V  # embeddings + layers + output logits
+        return ModelCounts(n_kaplan, n_non_emb, n_non_emb + emb, float(kaplan), float(3 * forward))
+
+    @classmethod
+    def shape_for(cls, n: float, aspect: int = ASPECT, head_dim: int = HEAD_DIM) -> dict[str, int]:
+        # 12 L d^2 = n with d = aspect * L  =>  L = (n / (12 aspect^2))^(1/3)
+        n_layer = max(1, round((n / (12 * aspect**2)) ** (1 / 3)))
+        d_float = math.sqrt(n / (12 * n_layer))
+        n_head = max(1, round(d_float / head_dim))
+        per_head = max(8, 8 * round(d_float / n_head / 8))
+        return {"n_layer": n_layer, "d_model": n_head * per_head, "n_head": n_head}

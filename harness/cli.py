@@ -18,6 +18,7 @@ COMMAND_MODULES = (
     "harness.commands.replicate",
     "harness.commands.fit",
     "harness.commands.data",
+    "harness.commands.train",
 )
 
 

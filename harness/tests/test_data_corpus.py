@@ -113,7 +113,7 @@ def test_prepared_folder_tamper_is_detected(tmp_path):
 
 
 def test_text_folder_is_prepared_into_cache(tmp_path, monkeypatch):
-    monkeypatch.setenv("SCALING_DATA_DIR", str(tmp_path / "cache"))
+    monkeypatch.setenv("SCALING_CACHE_DIR", str(tmp_path / "cache"))
     folder = write_text_folder(tmp_path / "t", 8)
     a = open_data(str(folder), tokenizer="byte", log=lambda s: None)
     b = open_data(str(folder), tokenizer="byte", log=lambda s: None)
@@ -147,7 +147,7 @@ def _tar(tmp_path, files: dict) -> tuple:
 
 
 def test_corpus_build_offline(tmp_path, monkeypatch):
-    monkeypatch.setenv("SCALING_DATA_DIR", str(tmp_path / "cache"))
+    monkeypatch.setenv("SCALING_CACHE_DIR", str(tmp_path / "cache"))
     archive, sha = _tar(
         tmp_path, {"docs/b.rst": "Bee doc.\r\n", "docs/a.rst": "Ay doc.", "src/x.py": "code", "docs/empty.rst": "   "}
     )

@@ -54,6 +54,13 @@ def _shared_env(session: nox.Session, *groups: str, extras: str = "kernels") -> 
     return bindir
 
 
+@nox.session(venv_backend="none")
+def tests(session: nox.Session) -> None:
+    """Run the unit tests (kernels under the Triton CPU interpreter when there is no GPU)."""
+    bindir = _shared_env(session, "test")
+    session.run(str(bindir / "pytest"), *session.posargs, env=_env(), external=True)
+
+
 @nox.session(default=False)
 def lint(session: nox.Session) -> None:
     """ruff check and ruff format --check."""

@@ -70,7 +70,7 @@ def provenance(**extra: Any) -> dict[str, Any]:
         "git_commit": git_commit(),
         "packages": package_versions(),
         "device": device_info(),
-        "created_utc": _dt.datetime.now(_dt.timezone.utc).replace(microsecond=0).isoformat(),
+        "created_utc": _dt.datetime.now(_dt.UTC).replace(microsecond=0).isoformat(),
         **extra,
     }
 

@@ -34,11 +34,10 @@ import os
 import queue as queue_mod
 import sys
 import time
+import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-
-import tomllib
 
 from .errors import UserError
 from .models import model_counts, shape_for_n

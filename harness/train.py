@@ -284,7 +284,7 @@ def train(
     last_ckpt = time.monotonic()
     status, reason = "finished", None
     diverge_at = DIVERGENCE_FACTOR * math.log(m.vocab_size)
-    started = _dt.datetime.now(_dt.timezone.utc).replace(microsecond=0).isoformat()
+    started = _dt.datetime.now(_dt.UTC).replace(microsecond=0).isoformat()
 
     def do_eval(step: int):
         val = evaluate(model, vx, vy, batch_size, device, autocast)
@@ -398,7 +398,7 @@ def train(
         "provenance": {"git_commit": git_commit(), "packages": package_versions(), "device": device_info()},
         "timing": {
             "started_utc": started,
-            "finished_utc": _dt.datetime.now(_dt.timezone.utc).replace(microsecond=0).isoformat(),
+            "finished_utc": _dt.datetime.now(_dt.UTC).replace(microsecond=0).isoformat(),
             "wall_s": wall,
             "train_s": train_s,
             "tokens_per_s": tokens / train_s if train_s > 0 else None,

@@ -275,8 +275,8 @@ def format_markdown(verdicts: list[Verdict], title: str = "") -> str:
     out += ["| " + " | ".join(r) + " |" for r in rows]
     out.append("")
     out += [
-        f"- **{v.claim.id}**: {v.claim.statement} ({v.claim.citation}). Tolerance: {v.claim.why}"
-        + (f" Note: {v.measurement.note}" if v.measurement.note else "")
+        f"- **{v.claim.id}**: {v.claim.statement} ({v.claim.citation}). Tolerance: {v.claim.why.rstrip('.')}."
+        + (f" Note: {v.measurement.note.rstrip('.')}." if v.measurement.note else "")
         for v in verdicts
     ]
     return "\n".join(out)

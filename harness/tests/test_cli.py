@@ -113,3 +113,19 @@ def test_replicate_list_and_data_list(capsys):
     assert main(["data", "list"]) == 0
     out = capsys.readouterr().out
     assert "chinchilla:" in out and "cached" in out and "origin https://" in out
+
+
+def test_strict_fails_on_a_verdict_that_differs_from_the_recorded_one(tmp_path, monkeypatch, capsys, chinchilla_data):
+    from dataclasses import replace
+
+    from harness import replication
+
+    rep = replication.get("chinchilla")
+    claims = rep.claims_path.read_text()
+    # pretend a person had recorded the failing published E as passing: --strict must catch the difference
+    block = claims.split('id = "hoffmann.eq10.E"', 1)[1].split("[[claim]]", 1)[0]
+    path = tmp_path / "claims.toml"
+    path.write_text(claims.replace(block, block.replace('recorded = "FAIL"', 'recorded = "PASS"')))
+    monkeypatch.setattr(replication, "get", lambda name: replace(rep, claims_path=path))
+    assert main(["audit", "chinchilla", "--bootstrap", "50", "--strict"]) == 1
+    assert "regression: hoffmann.eq10.E is FAIL, recorded PASS" in capsys.readouterr().err

@@ -17,7 +17,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .ops import layer_norm, linear_cross_entropy
-from .registry import LanguageModel, ModelConfig, ModelCounts, register
+from .registry import KernelOp, LanguageModel, ModelConfig, ModelCounts, register
 
 # Shape policy for ``shape_for``: d_model ~= ASPECT * n_layer (Kaplan et al. 2020, Fig. 5, find loss nearly
 # independent of the aspect ratio d_model / n_layer between ~20 and ~200; 32 keeps the smallest models deep
@@ -27,12 +27,13 @@ ASPECT = 32
 HEAD_DIM = 64
 
 
-class LayerNorm(nn.Module):
-    def __init__(self, d: int, bias: bool, kernels: str):
+class LayerNorm(KernelOp):
+    """``kernels`` is the resolved implementation, set through the model's ``kernels_used`` (PyTorch until then)."""
+
+    def __init__(self, d: int, bias: bool):
         super().__init__()
         self.weight = nn.Parameter(torch.ones(d))
         self.bias = nn.Parameter(torch.zeros(d)) if bias else None
-        self.kernels = kernels
 
     def forward(self, x):
         return layer_norm(x, self.weight, self.bias, 1e-5, self.kernels)
@@ -81,9 +82,9 @@ class MLP(nn.Module):
 class Block(nn.Module):
     def __init__(self, cfg: ModelConfig):
         super().__init__()
-        self.ln1 = LayerNorm(cfg.d_model, cfg.bias, cfg.kernels)
+        self.ln1 = LayerNorm(cfg.d_model, cfg.bias)
         self.attn = CausalSelfAttention(cfg)
-        self.ln2 = LayerNorm(cfg.d_model, cfg.bias, cfg.kernels)
+        self.ln2 = LayerNorm(cfg.d_model, cfg.bias)
         self.mlp = MLP(cfg)
 
     def forward(self, x, rotary=None):
@@ -107,7 +108,7 @@ class GPT(LanguageModel):
             self.register_buffer("rot_cos", cos, persistent=False)
             self.register_buffer("rot_sin", sin, persistent=False)
         self.blocks = nn.ModuleList(Block(cfg) for _ in range(cfg.n_layer))
-        self.ln_f = LayerNorm(cfg.d_model, cfg.bias, cfg.kernels)
+        self.ln_f = LayerNorm(cfg.d_model, cfg.bias)
         self.head = None if cfg.tie_weights else nn.Linear(cfg.d_model, cfg.vocab_size, bias=False)
         self.apply(self._init)
         for name, p in self.named_parameters():

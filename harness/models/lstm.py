@@ -25,7 +25,7 @@ class LSTM(LanguageModel):
         self.config = cfg
         self.wte = nn.Embedding(cfg.vocab_size, cfg.d_model)
         self.rnn = nn.LSTM(cfg.d_model, cfg.d_model, num_layers=cfg.n_layer, batch_first=True, bias=cfg.bias)
-        self.ln_f = LayerNorm(cfg.d_model, cfg.bias, cfg.kernels)
+        self.ln_f = LayerNorm(cfg.d_model, cfg.bias)
         self.head = None if cfg.tie_weights else nn.Linear(cfg.d_model, cfg.vocab_size, bias=False)
         nn.init.normal_(self.wte.weight, 0.0, 0.02)
         if self.head is not None:

@@ -1,8 +1,9 @@
 """The two hot operations routed through a ``kernels`` setting: LayerNorm and output projection + loss.
 
 ``kernels="torch"`` always uses plain PyTorch. ``"auto"`` uses the fused Triton kernels of
-``kernels.ops`` when that module exists, exposes the function, and the tensor is on CUDA; otherwise
-PyTorch. ``"triton"`` demands the kernels (``resolve_kernels`` refuses it where they cannot run).
+``kernels.ops`` when that module exists, exposes the functions, Triton imports, and the tensor is on CUDA;
+otherwise PyTorch. ``"triton"`` demands the kernels (``resolve_kernels`` refuses it where they cannot run).
+The model holds the resolved setting (``LanguageModel.kernels_used``), which the functions below receive.
 """
 
 from __future__ import annotations
@@ -29,12 +30,27 @@ def _has(op: str) -> bool:
     return mod is not None and callable(getattr(mod, op, None))
 
 
+def _triton_importable() -> bool:
+    mod = _kernel_ops()
+    check = getattr(mod, "triton_available", None)
+    return bool(check()) if callable(check) else False
+
+
 def resolve_kernels(setting: str, device: torch.device | str) -> str:
-    """What a ``kernels`` setting means on ``device``: ``"triton"`` or ``"torch"``."""
+    """What a ``kernels`` setting means on ``device``: ``"triton"`` or ``"torch"``.
+
+    ``"auto"`` is ``"triton"`` on CUDA when ``kernels.ops`` has both ops and ``import triton`` works."""
     cuda = torch.device(device).type == "cuda"
-    available = cuda and _has("layer_norm") and _has("linear_cross_entropy")
+    has_ops = _has("layer_norm") and _has("linear_cross_entropy")
+    available = cuda and has_ops and _triton_importable()
     if setting == "triton" and not available:
-        why = "it needs a CUDA device" if not cuda else "kernels.ops with layer_norm and linear_cross_entropy"
+        why = (
+            "it needs a CUDA device"
+            if not cuda
+            else "kernels.ops with layer_norm and linear_cross_entropy"
+            if not has_ops
+            else "Triton is not importable (pip install 'scaling-harness[kernels]')"
+        )
         raise UserError(f"kernels='triton' cannot run here: {why} (use kernels='auto' or 'torch')")
     if setting == "torch":
         return "torch"

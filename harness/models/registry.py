@@ -81,11 +81,36 @@ class ModelCounts:
         return asdict(self)
 
 
+class KernelOp(nn.Module):
+    """A submodule routed through the ``kernels`` switch (e.g. the GPT's LayerNorm). Its ``kernels`` is the
+    *resolved* implementation, ``"triton"`` or ``"torch"``, and follows :attr:`LanguageModel.kernels_used`."""
+
+    kernels: str = "torch"
+
+
 class LanguageModel(nn.Module):
-    """Base class: ``forward(idx, targets)`` returns the mean next-token cross-entropy (nats)."""
+    """Base class: ``forward(idx, targets)`` returns the mean next-token cross-entropy (nats).
+
+    ``kernels_used`` is the resolved kernel implementation (``"triton"`` or ``"torch"``) of the whole model:
+    a built model runs PyTorch ops until it is set, usually to ``resolve_kernels(config.kernels, device)``
+    (the trainer does this), and setting it also switches every :class:`KernelOp` submodule.
+    """
 
     config: ModelConfig
-    kernels_used: str = "torch"
+    _kernels_used: str = "torch"
+
+    @property
+    def kernels_used(self) -> str:
+        return self._kernels_used
+
+    @kernels_used.setter
+    def kernels_used(self, value: str) -> None:
+        if value not in ("triton", "torch"):
+            raise ValueError(f"kernels_used is a resolved setting, 'triton' or 'torch', not {value!r}")
+        self._kernels_used = value
+        for m in self.modules():
+            if isinstance(m, KernelOp):
+                m.kernels = value
 
     @classmethod
     def counts(cls, cfg: ModelConfig) -> ModelCounts:  # pragma: no cover - abstract

@@ -1,0 +1,74 @@
+"""The training-step benchmark: refuses to run without CUDA, and its whole code path works on CPU with
+--cpu-smoke (tiny model; compile and CUDA graphs recorded as skipped; the numbers are not results)."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import pytest
+import torch
+
+from kernels import bench_train_step as bts
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the no-GPU message")
+def test_exits_with_status_2_without_cuda(tmp_path, capsys):
+    assert bts.main(["--out", str(tmp_path)]) == 2
+    assert "no CUDA device" in capsys.readouterr().err
+    assert not list(tmp_path.iterdir())
+
+
+def test_cpu_smoke_refuses_the_results_folder():
+    with pytest.raises(SystemExit):
+        bts.main(["--cpu-smoke"])
+
+
+def _positive(x) -> bool:
+    return isinstance(x, (int, float)) and math.isfinite(x) and x > 0
+
+
+def test_cpu_smoke_writes_every_configuration(tmp_path):
+    assert bts.main(["--cpu-smoke", "--out", str(tmp_path)]) == 0
+    (path,) = tmp_path.glob("train_step_*.json")
+    doc = json.loads(path.read_text())
+    meta, method = doc["meta"], doc["method"]
+    assert meta["torch"] == torch.__version__ and meta["device"].startswith("cpu")
+    assert method["flops_count"] == "flops_per_token_hoffmann" and method["peak_flops"] == 989.4e12
+
+    recs = doc["records"]
+    assert {(r["mode"], r["kernels"]) for r in recs} == {(m, k) for m in bts.MODES for k in bts.KERNELS}
+    for r in recs:
+        assert "error" not in r, r
+        if r["mode"] != "eager":
+            assert "skipped" in r
+            continue
+        assert r["kernels_resolved"] == r["kernels"]
+        for key in ("tokens_per_s", "mfu", "mfu_kaplan", "step_ms", "timed_s", "flops_per_token_hoffmann"):
+            assert _positive(r[key]), (key, r)
+        assert math.isclose(r["mfu"], r["tokens_per_s"] * r["flops_per_token_hoffmann"] / bts.H100_BF16_DENSE_PEAK)
+        assert math.isfinite(r["loss_last"])
+
+    sweep = doc["sweep"]
+    ran = [s for s in sweep if "skipped" not in s]
+    assert {s["concurrency"] for s in ran} == {1, 2} and all(s["mode"] == "eager" for s in ran)
+    for s in ran:
+        assert "error" not in s, s
+        for key in ("runs_per_hour", "runs_per_hour_with_startup", "tokens_per_s", "window_s"):
+            assert _positive(s[key]), (key, s)
+    assert all(s["mode"] == "cudagraph" for s in sweep if "skipped" in s)
+
+
+def test_a_failing_configuration_is_recorded_not_raised():
+    spec = {
+        "model": {"name": "gpt", "n_layer": 1, "d_model": 16, "n_head": 3, "n_ctx": 8, "vocab_size": 32},
+        "batch_tokens": 16,
+        "device": "cpu",
+        "precision": "fp32",
+        "warmup": 1,
+        "steps": 1,
+        "kernels": "torch",
+        "mode": "eager",
+    }
+    rec = bts.run_in_process(spec)  # d_model 16 is not divisible by 3 heads
+    assert "error" in rec and "divisible" in rec["error"]

@@ -38,7 +38,7 @@ class TrainConfig:
     """Everything that determines a run's result. Execution details (threads, where files go) are not here."""
 
     model: ModelConfig = field(default_factory=ModelConfig)
-    data: str = "default"  # "default", a prepared data folder, a .bin / nanoGPT folder, or a text folder
+    data: str = "default"  # "default", a prepared folder, a .bin / nanoGPT folder, a text folder, a saved dataset
     tokenizer: str = "bpe"  # "bpe" | "byte" (for "default" and text folders)
     tokens: int = 1_000_000  # token budget D (rounded down to whole steps)
     batch_tokens: int = 8192  # tokens per optimiser step (a multiple of model.n_ctx)

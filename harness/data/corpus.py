@@ -32,7 +32,15 @@ from pathlib import Path
 from ..errors import UserError
 from ..provenance import sha256_file
 from .published import cache_dir
-from .stream import TokenData, folder_fingerprint, prepare_documents, read_text_folder
+from .stream import (
+    TokenData,
+    folder_fingerprint,
+    is_saved_dataset,
+    prepare_documents,
+    read_saved_dataset,
+    read_text_folder,
+    saved_dataset_fingerprint,
+)
 from .tokenizer import DEFAULT_BPE_VOCAB
 
 _PY = "https://files.pythonhosted.org/packages"
@@ -242,11 +250,22 @@ def open_data(spec: str, tokenizer: str = "bpe", vocab_size: int = DEFAULT_BPE_V
     * ``"default"``: the embedded corpus (built on first use), tokenised with ``tokenizer``;
     * a prepared data folder (has ``meta.json``);
     * a nanoGPT folder (``train.bin`` + ``val.bin``) or a ``.bin`` file: uint16 tokens, vocab ``vocab_size``;
-    * a folder of text files: tokenised into the cache on first use (keyed by the files' content).
+    * a folder of text files: tokenised into the cache on first use (keyed by the files' content);
+    * a dataset written by ``datasets.save_to_disk`` (folder with ``state.json`` / ``dataset_info.json``, or
+      ``dataset_dict.json``): its ``text`` column, one document per row, prepared like a text folder; write
+      ``PATH#COLUMN`` to read another column. Needs the optional ``datasets`` package.
     """
     if spec == "default":
         return prepared_default(tokenizer, vocab_size, log=log)
     p = Path(spec).expanduser()
+    column = None
+    if not p.exists() and "#" in spec:
+        base, _, column = spec.rpartition("#")
+        p = Path(base).expanduser()
+        if not is_saved_dataset(p):
+            raise UserError(f"data {spec!r}: PATH#COLUMN needs PATH to be a dataset saved with datasets.save_to_disk")
+        if not column:
+            raise UserError(f"data {spec!r}: empty column name after '#'")
     if not p.exists():
         raise UserError(f"data {spec!r} is neither 'default' nor an existing path")
     if p.is_file():
@@ -257,16 +276,18 @@ def open_data(spec: str, tokenizer: str = "bpe", vocab_size: int = DEFAULT_BPE_V
         return TokenData.open(p)
     if (p / "train.bin").exists():
         return TokenData.from_bin(p, vocab_size)
-    key = folder_fingerprint(p)
     name = "byte" if tokenizer == "byte" else f"bpe{vocab_size}"
+    if is_saved_dataset(p):
+        column = column or "text"
+        key = saved_dataset_fingerprint(p, column)
+        source = {"saved_dataset": str(p.resolve()), "column": column, "content_sha256": key}
+        read = lambda: read_saved_dataset(p, column)  # noqa: E731
+    else:
+        key = folder_fingerprint(p)
+        source = {"folder": str(p.resolve()), "content_sha256": key}
+        read = lambda: read_text_folder(p)  # noqa: E731
     out = cache_dir() / "prepared" / key[:16] / name
     if (out / "meta.json").exists():
         return TokenData.open(out)
     log(f"tokenising {p} into {out} ...")
-    return prepare_documents(
-        read_text_folder(p),
-        out,
-        tokenizer=tokenizer,
-        vocab_size=vocab_size,
-        source={"folder": str(p.resolve()), "content_sha256": key},
-    )
+    return prepare_documents(read(), out, tokenizer=tokenizer, vocab_size=vocab_size, source=source)

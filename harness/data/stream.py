@@ -5,8 +5,9 @@ stream, the tokenizer's description and hash, where the text came from) and ``to
 Documents are separated by the tokenizer's end-of-document id 0. Each document goes wholly to train or to
 validation, decided by a hash of its id, so the split does not move when documents are added.
 
-Other sources a run can point at: a folder of text files (prepared into the cache on first use), a nanoGPT
-folder with ``train.bin``/``val.bin``, or a single ``.bin`` (the last ``val_fraction`` of it is held out).
+Other sources a run can point at: a folder of text files or a dataset written by ``datasets.save_to_disk``
+(both prepared into the cache on first use), a nanoGPT folder with ``train.bin``/``val.bin``, or a single
+``.bin`` (the last ``val_fraction`` of it is held out).
 """
 
 from __future__ import annotations
@@ -117,6 +118,75 @@ def read_text_folder(folder: str | os.PathLike) -> list[tuple[str, str]]:
             raise UserError(f"{p} is not UTF-8 text ({exc.reason} at byte {exc.start})") from None
         docs.append((p.relative_to(folder).as_posix(), text.replace("\r\n", "\n")))
     return docs
+
+
+SAVED_DATASET_MARKERS = ("dataset_info.json", "state.json", "dataset_dict.json")
+
+
+def is_saved_dataset(folder: str | os.PathLike) -> bool:
+    """Whether ``folder`` was written by ``datasets.Dataset.save_to_disk`` (or ``DatasetDict.save_to_disk``)."""
+    p = Path(folder)
+    return p.is_dir() and any((p / m).is_file() for m in SAVED_DATASET_MARKERS)
+
+
+def read_saved_dataset(folder: str | os.PathLike, column: str = "text") -> list[tuple[str, str]]:
+    """The ``column`` of a dataset saved with ``datasets.save_to_disk``, one document per row.
+
+    Document ids are ``"<row>"`` (``"<split>/<row>"`` for a ``DatasetDict``, splits in sorted order); the
+    harness makes its own document-level train/validation split from them, as for a text folder.
+    Needs the optional ``datasets`` package.
+    """
+    try:
+        import datasets
+    except ImportError:
+        raise UserError(
+            f"{folder} is a dataset saved with datasets.save_to_disk; reading it needs the 'datasets' package "
+            "(pip install datasets)"
+        ) from None
+    folder = Path(folder)
+    try:
+        loaded = datasets.load_from_disk(str(folder))
+    except (FileNotFoundError, ValueError, OSError) as exc:
+        raise UserError(f"{folder}: could not load the saved dataset ({exc})") from None
+    parts = sorted(loaded.items()) if isinstance(loaded, datasets.DatasetDict) else [(None, loaded)]
+    docs: list[tuple[str, str]] = []
+    for split, ds in parts:
+        where = f"{folder}" + (f" (split {split!r})" if split is not None else "")
+        if column not in ds.column_names:
+            raise UserError(
+                f"{where} has no column {column!r}; its columns are {', '.join(map(repr, ds.column_names))} "
+                f"(choose one with data = '{folder}#COLUMN')"
+            )
+        texts = list(ds[column])
+        bad = [i for i, t in enumerate(texts) if not isinstance(t, str)]
+        if bad:
+            raise UserError(
+                f"{where}: column {column!r} is not text (row {bad[0]} is {type(texts[bad[0]]).__name__}); "
+                f"its columns are {', '.join(map(repr, ds.column_names))}"
+            )
+        empty = [i for i, t in enumerate(texts) if not t.strip()]
+        if empty:
+            raise UserError(
+                f"{where}: {len(empty)} of {len(texts)} rows of column {column!r} are empty (first: row {empty[0]}); "
+                "filter them out before saving"
+            )
+        prefix = "" if split is None else f"{split}/"
+        docs += [(f"{prefix}{i}", t.replace("\r\n", "\n")) for i, t in enumerate(texts)]
+    if not docs:
+        raise UserError(f"{folder}: the saved dataset has no rows")
+    return docs
+
+
+def saved_dataset_fingerprint(folder: str | os.PathLike, column: str = "text") -> str:
+    """Content key of a saved dataset: the sha256 of its Arrow files (by relative path) and the column."""
+    folder = Path(folder)
+    files = sorted(folder.rglob("*.arrow"))
+    if not files:
+        raise UserError(f"{folder} looks like a saved dataset but holds no .arrow files")
+    h = hashlib.sha256(b"saved dataset\0" + column.encode() + b"\0")
+    for f in files:
+        h.update(f.relative_to(folder).as_posix().encode() + b"\0" + bytes.fromhex(sha256_file(f)))
+    return h.hexdigest()
 
 
 def folder_fingerprint(folder: str | os.PathLike) -> str:

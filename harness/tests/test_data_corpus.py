@@ -3,6 +3,7 @@
 import hashlib
 import io
 import json
+import sys
 import tarfile
 
 import numpy as np
@@ -10,7 +11,14 @@ import pytest
 
 from harness.data import corpus as corpus_mod
 from harness.data.corpus import SOURCES, open_data
-from harness.data.stream import SequenceSampler, TokenData, eval_windows, prepare_documents, read_text_folder
+from harness.data.stream import (
+    SequenceSampler,
+    TokenData,
+    eval_windows,
+    is_saved_dataset,
+    prepare_documents,
+    read_text_folder,
+)
 from harness.data.tokenizer import BPETokenizer, ByteTokenizer, load_tokenizer
 from harness.errors import UserError
 from harness.tests.train_helpers import write_text_folder
@@ -118,6 +126,55 @@ def test_text_folder_is_prepared_into_cache(tmp_path, monkeypatch):
     a = open_data(str(folder), tokenizer="byte", log=lambda s: None)
     b = open_data(str(folder), tokenizer="byte", log=lambda s: None)
     assert a.path == b.path and str(tmp_path / "cache") in str(a.path)
+
+
+def _save_dataset(path, columns: dict):
+    datasets = pytest.importorskip("datasets")
+    datasets.disable_progress_bars()
+    datasets.Dataset.from_dict(columns).save_to_disk(str(path))
+    return path
+
+
+def test_saved_dataset_is_prepared_like_a_text_folder(tmp_path, monkeypatch):
+    monkeypatch.setenv("SCALING_CACHE_DIR", str(tmp_path / "cache"))
+    docs = read_text_folder(write_text_folder(tmp_path / "t", 8))
+    texts = [t for _, t in docs]
+    ds = _save_dataset(tmp_path / "ds", {"text": texts, "label": list(range(8))})
+    assert is_saved_dataset(ds) and not is_saved_dataset(tmp_path / "t")
+    data = open_data(str(ds), tokenizer="byte", log=lambda s: None)
+    assert str(tmp_path / "cache") in str(data.path)
+    assert data.meta["source"]["column"] == "text" and data.meta["source"]["saved_dataset"] == str(ds.resolve())
+    assert data.meta["train"]["documents"] + data.meta["val"]["documents"] == 8
+    # One document per row: the streams hold exactly the rows' bytes plus one end-of-document id each.
+    assert len(data.train) + len(data.val) == sum(len(t.encode()) + 1 for t in texts)
+    tok = ByteTokenizer()
+    pieces = np.split(np.asarray(data.val), np.where(np.asarray(data.val) == 0)[0] + 1)
+    assert {tok.decode(p[:-1]) for p in pieces if len(p)} <= set(texts)
+    again = open_data(str(ds), tokenizer="byte", log=lambda s: (_ for _ in ()).throw(AssertionError(s)))
+    assert again.path == data.path and again.fingerprint() == data.fingerprint()  # cached, not re-tokenised
+    # Another text column through PATH#COLUMN; a different column is a different cache entry.
+    ds2 = _save_dataset(tmp_path / "ds2", {"body": texts, "id": list(range(8))})
+    other = open_data(f"{ds2}#body", tokenizer="byte", log=lambda s: None)
+    assert other.meta["source"]["column"] == "body" and other.fingerprint() == data.fingerprint()
+    assert other.path != data.path
+
+
+def test_saved_dataset_errors(tmp_path, monkeypatch):
+    monkeypatch.setenv("SCALING_CACHE_DIR", str(tmp_path / "cache"))
+    ds = _save_dataset(tmp_path / "ds", {"content": ["one text", "two texts"], "n": [1, 2]})
+    with pytest.raises(UserError, match=r"no column 'text'; its columns are 'content', 'n'"):
+        open_data(str(ds), tokenizer="byte", log=lambda s: None)
+    with pytest.raises(UserError, match="column 'n' is not text"):
+        open_data(f"{ds}#n", tokenizer="byte", log=lambda s: None)
+    with pytest.raises(UserError, match="PATH#COLUMN needs PATH to be a dataset"):
+        open_data(f"{write_text_folder(tmp_path / 't', 2)}#text", tokenizer="byte")
+    empty = _save_dataset(tmp_path / "empty", {"text": ["fine", " ", "also fine"]})
+    with pytest.raises(UserError, match=r"1 of 3 rows of column 'text' are empty \(first: row 1\)"):
+        open_data(str(empty), tokenizer="byte", log=lambda s: None)
+    # Without the optional package: a clear error saying what to install.
+    monkeypatch.setitem(sys.modules, "datasets", None)
+    with pytest.raises(UserError, match=r"needs the 'datasets' package \(pip install datasets\)"):
+        open_data(f"{ds}#content", tokenizer="byte", log=lambda s: None)
 
 
 def test_sampler_visits_every_window_once_per_epoch():

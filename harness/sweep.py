@@ -21,8 +21,9 @@ rounded down to whole batches (points whose D is below one batch are dropped, an
 
 Records live in ``OUT/runs/<run id>.json`` where the run id is the hash of the run's config and data:
 finished runs are skipped, interrupted ones resume from their checkpoint, and sweeps sharing ``OUT`` share
-records. Executors: in-process, or a pool of worker processes with the cores split between them
-(``results/bench/executor.md`` has the measurement behind the default).
+records. Executors (one small interface, :class:`Executor`): :class:`LocalExecutor`, in-process or a pool of
+worker processes with the cores split between them (``results/bench/executor.md`` has the measurement behind
+the default), and :class:`SlurmExecutor`, one SLURM job per run through ``submitit`` (optional extra).
 """
 
 from __future__ import annotations
@@ -32,12 +33,14 @@ import json
 import multiprocessing as mp
 import os
 import queue as queue_mod
+import shutil
 import sys
 import time
 import tomllib
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from .errors import UserError
 from .models import model_counts, shape_for_n
@@ -148,21 +151,7 @@ def plan(spec: dict, data=None, log=print) -> SweepPlan:
 
 
 # ------------------------------------------------------------------------------------------- executors
-def _worker_run(cfg_dict: dict, out: str, threads: int, q) -> dict:
-    """Entry point in a worker process: one run, progress sent through ``q``."""
-    import torch
-
-    torch.set_num_threads(threads)
-    cfg = TrainConfig.from_dict(cfg_dict)
-    last = [0.0]
-
-    def progress(ev):
-        now = time.monotonic()
-        if now - last[0] > 0.5 or ev["step"] == ev["steps"]:
-            last[0] = now
-            q.put(ev)
-
-    rec = train(cfg, out, threads=threads, progress=progress)
+def _summary(rec: dict) -> dict:
     return {
         "run_id": rec["run_id"],
         "status": rec["status"],
@@ -171,8 +160,209 @@ def _worker_run(cfg_dict: dict, out: str, threads: int, q) -> dict:
     }
 
 
+def _run_one(cfg_dict: dict, out: str, threads: int, emit: Callable[[dict], None], every_s: float) -> dict:
+    """One run outside the sweep's process, progress events passed to ``emit`` at most every ``every_s``."""
+    import torch
+
+    torch.set_num_threads(threads)
+    cfg = TrainConfig.from_dict(cfg_dict)
+    last = [0.0]
+
+    def progress(ev):
+        now = time.monotonic()
+        if now - last[0] > every_s or ev["step"] == ev["steps"]:
+            last[0] = now
+            emit(ev)
+
+    return _summary(train(cfg, out, threads=threads, progress=progress))
+
+
+def _worker_run(cfg_dict: dict, out: str, threads: int, q) -> dict:
+    """Entry point in a worker process: one run, progress sent through ``q``."""
+    return _run_one(cfg_dict, out, threads, q.put, 0.5)
+
+
 def _config_dict(cfg: TrainConfig) -> dict:
     return cfg.to_dict()
+
+
+OnProgress = Callable[[dict], None]
+OnDone = Callable[[PlannedRun, dict], None]
+
+
+class Executor(Protocol):
+    """What :func:`run_sweep` needs from an executor.
+
+    ``setup`` is told how many runs are pending and where the run cache is; it returns a one-line description
+    for the sweep header, or raises :class:`UserError` if the executor cannot work here (before anything
+    runs). ``run`` executes the pending runs, each through :func:`harness.train.train` writing its record
+    into ``out`` (the run cache), calling ``on_progress`` with train's progress events and ``on_done`` once
+    per run with a status dict (``run_id``, ``status``, ``reason``, ``loss``), in completion order.
+    """
+
+    def setup(self, n_pending: int, out: Path) -> str: ...
+
+    def run(self, todo: list[PlannedRun], out: Path, on_progress: OnProgress, on_done: OnDone) -> None: ...
+
+
+class LocalExecutor:
+    """In-process (``workers == 1``) or a pool of spawned worker processes with the cores split between them."""
+
+    def __init__(self, workers: int = DEFAULT_WORKERS, threads: int | None = None):
+        self.workers, self.threads = workers, threads
+
+    def setup(self, n_pending: int, out: Path) -> str:
+        cores = os.cpu_count() or 1
+        self.workers = max(1, min(self.workers, cores, n_pending or 1))
+        self.threads = self.threads or max(1, cores // self.workers)
+        return f"{self.workers} worker(s) x {self.threads} thread(s)"
+
+    def run(self, todo: list[PlannedRun], out: Path, on_progress: OnProgress, on_done: OnDone) -> None:
+        if self.workers == 1:
+            import torch
+
+            torch.set_num_threads(self.threads)
+            for r in todo:
+                on_done(r, _summary(train(r.config, out, threads=self.threads, progress=on_progress)))
+        elif todo:
+            ctx = mp.get_context("spawn")
+            with ctx.Manager() as manager, cf.ProcessPoolExecutor(self.workers, mp_context=ctx) as pool:
+                q = manager.Queue()
+                futs = {pool.submit(_worker_run, _config_dict(r.config), str(out), self.threads, q): r for r in todo}
+                pending = set(futs)
+                while pending:
+                    finished, pending = cf.wait(pending, timeout=0.5, return_when=cf.FIRST_COMPLETED)
+                    while True:
+                        try:
+                            on_progress(q.get_nowait())
+                        except queue_mod.Empty:
+                            break
+                    for f in finished:
+                        on_done(futs[f], f.result())
+
+
+class SlurmRunJob:
+    """The callable each SLURM job runs: one training run, its record written into the shared run cache.
+
+    Progress goes to ``<out>/slurm/progress/<run id>.json`` (the sweep process polls it; SLURM users have a
+    shared filesystem). It is checkpointable in submitit's sense: on timeout or preemption submitit calls
+    :meth:`checkpoint` and requeues the same call, and :func:`harness.train.train` resumes from the run's
+    own checkpoint (written every 60 s).
+    """
+
+    def __call__(self, cfg_dict: dict, out: str, threads: int, progress_file: str) -> dict:
+        return _run_one(cfg_dict, out, threads, lambda ev: write_json_atomic(Path(progress_file), ev), 2.0)
+
+    def checkpoint(self, *args, **kwargs):
+        import submitit
+
+        return submitit.helpers.DelayedSubmission(self, *args, **kwargs)
+
+
+def _job_error(exc: Exception) -> str:
+    """The last line of the job's traceback in a submitit error (the message itself when there is none)."""
+    parts = str(exc).split("-" * 22)
+    lines = [x for x in (parts[1] if len(parts) >= 3 else str(exc)).splitlines() if x.strip()]
+    return lines[-1].strip() if lines else type(exc).__name__
+
+
+class SlurmExecutor:
+    """One SLURM job per pending run, submitted as a job array through ``submitit`` (optional extra ``slurm``).
+
+    ``time_min`` is each job's time limit, ``cpus_per_task`` also sets the torch threads of the run.
+    ``params`` are passed to submitit's SLURM executor as ``slurm_<key>`` (e.g. ``account``, ``qos``,
+    ``constraint``). ``cluster`` is submitit's backend: ``"slurm"`` (needs ``sbatch`` and ``srun``), or
+    ``"local"`` to try the same submission as local processes. Job logs go to ``<out>/slurm/logs/``.
+    Interrupting the sweep cancels its jobs that have not finished; their checkpoints stay, so the next
+    invocation resumes them.
+    """
+
+    def __init__(
+        self,
+        partition: str | None = None,
+        time_min: int = 60,
+        cpus_per_task: int = 1,
+        mem_gb: float | None = None,
+        array_parallelism: int | None = None,
+        params: dict | None = None,
+        cluster: str = "slurm",
+        poll_s: float = 5.0,
+    ):
+        self.partition, self.time_min, self.cpus, self.mem_gb = partition, time_min, cpus_per_task, mem_gb
+        self.array_parallelism, self.params = array_parallelism, params or {}
+        self.cluster, self.poll_s = cluster, poll_s
+
+    def setup(self, n_pending: int, out: Path) -> str:
+        try:
+            import submitit  # noqa: F401
+        except ImportError:
+            raise UserError(
+                "the SLURM executor needs the optional 'submitit' package (pip install 'scaling-harness[slurm]')"
+            ) from None
+        if self.cluster == "slurm" and (shutil.which("sbatch") is None or shutil.which("srun") is None):
+            raise UserError("the SLURM executor needs SLURM's sbatch and srun on PATH; this machine has none")
+        if self.time_min < 1 or self.cpus < 1:
+            raise UserError("SLURM time limit and cpus per task must be at least 1")
+        self._ex = self._executor(out)
+        where = f"partition {self.partition}" if self.partition else "default partition"
+        return (
+            f"{self.cluster} via submitit: job array of {n_pending}, {where}, {self.time_min} min, "
+            f"{self.cpus} cpu(s) per job"
+        )
+
+    def _executor(self, out: Path):
+        import submitit
+
+        ex = submitit.AutoExecutor(folder=out / "slurm" / "logs" / "%j", cluster=self.cluster)
+        params: dict[str, Any] = {"name": "scaling-sweep", "timeout_min": self.time_min, "cpus_per_task": self.cpus}
+        if self.mem_gb is not None:
+            params["mem_gb"] = self.mem_gb
+        if self.partition is not None:
+            params["slurm_partition"] = self.partition
+        if self.array_parallelism is not None:
+            params["slurm_array_parallelism"] = self.array_parallelism
+        params.update({f"slurm_{k}": v for k, v in self.params.items()})
+        try:
+            ex.update_parameters(**params)
+        except (ValueError, TypeError, NameError) as exc:
+            raise UserError(f"invalid SLURM parameter: {str(exc).splitlines()[0]}") from None
+        return ex
+
+    def run(self, todo: list[PlannedRun], out: Path, on_progress: OnProgress, on_done: OnDone) -> None:
+        if not todo:
+            return
+        ex = self._ex
+        ppaths = [out / "slurm" / "progress" / f"{r.run_id[:16]}.json" for r in todo]
+        for p in ppaths:
+            p.unlink(missing_ok=True)  # left by an earlier, interrupted invocation
+        n = len(todo)
+        cfgs = [_config_dict(r.config) for r in todo]
+        jobs = ex.map_array(SlurmRunJob(), cfgs, [str(out)] * n, [self.cpus] * n, [str(p) for p in ppaths])
+        pending = {j.job_id: (j, r, p) for j, r, p in zip(jobs, todo, ppaths, strict=True)}
+        try:
+            while pending:
+                for jid, (job, r, ppath) in list(pending.items()):
+                    if not job.done():
+                        if ppath.exists():
+                            try:
+                                on_progress(json.loads(ppath.read_text()))
+                            except (OSError, ValueError):
+                                pass  # being replaced right now; read it next time
+                        continue
+                    del pending[jid]
+                    try:
+                        res = job.result()
+                    except Exception as exc:  # the job itself failed (crash, time limit, node failure)
+                        reason = f"SLURM job {jid} failed: {_job_error(exc)} (log: {job.paths.stderr})"
+                        res = {"run_id": r.run_id, "status": "error", "reason": reason, "loss": None}
+                    ppath.unlink(missing_ok=True)
+                    on_done(r, res)
+                if pending:
+                    time.sleep(self.poll_s)
+        except BaseException:
+            for job, _, _ in pending.values():
+                job.cancel(check=False)
+            raise
 
 
 class Progress:
@@ -230,13 +420,17 @@ def run_sweep(
     *,
     workers: int = DEFAULT_WORKERS,
     threads: int | None = None,
-    stream=sys.stderr,
+    executor: Executor | None = None,
+    stream=None,
 ) -> list[dict]:
-    """Run every planned run not already finished in ``out``; return one status dict per planned run."""
+    """Run every planned run not already finished in ``out``; return one status dict per planned run.
+
+    ``executor`` defaults to a :class:`LocalExecutor` of ``workers`` x ``threads``. A run whose job failed
+    outside the trainer (status ``"error"``) writes no record, so the next invocation runs it again.
+    """
     out = Path(out)
-    cores = os.cpu_count() or 1
-    workers = max(1, min(workers, cores, len(sweep.runs) or 1))
-    threads = threads or max(1, cores // workers)
+    stream = stream or sys.stderr
+    executor = executor or LocalExecutor(workers, threads)
     write_json_atomic(
         out / "sweeps" / f"{sweep.name}.json",
         {
@@ -260,10 +454,11 @@ def run_sweep(
                 }
                 continue
         todo.append(r)
+    how = executor.setup(len(todo), out)
     bar = Progress(len(sweep.runs), len(results), stream)
     stream.write(
         f"sweep {sweep.name}: {len(sweep.runs)} runs, {len(results)} already done, {len(todo)} to run "
-        f"({workers} worker(s) x {threads} thread(s)); records in {out / 'runs'}\n"
+        f"({how}); records in {out / 'runs'}\n"
     )
     for d in sweep.dropped:
         stream.write(f"  dropped: {d}\n")
@@ -274,36 +469,7 @@ def run_sweep(
         bar.finish_run(r.run_id, f"  {r.run_id[:16]} {r.origin}: {loss}")
 
     try:
-        if workers == 1:
-            import torch
-
-            torch.set_num_threads(threads)
-            for r in todo:
-                rec = train(r.config, out, threads=threads, progress=bar.update)
-                done(
-                    r,
-                    {
-                        "run_id": rec["run_id"],
-                        "status": rec["status"],
-                        "reason": rec.get("reason"),
-                        "loss": rec["loss"]["val_final"],
-                    },
-                )
-        elif todo:
-            ctx = mp.get_context("spawn")
-            with ctx.Manager() as manager, cf.ProcessPoolExecutor(workers, mp_context=ctx) as pool:
-                q = manager.Queue()
-                futs = {pool.submit(_worker_run, _config_dict(r.config), str(out), threads, q): r for r in todo}
-                pending = set(futs)
-                while pending:
-                    finished, pending = cf.wait(pending, timeout=0.5, return_when=cf.FIRST_COMPLETED)
-                    while True:
-                        try:
-                            bar.update(q.get_nowait())
-                        except queue_mod.Empty:
-                            break
-                    for f in finished:
-                        done(futs[f], f.result())
+        executor.run(todo, out, bar.update, done)
     finally:
         bar.close()
     return [results[r.run_id] for r in sweep.runs if r.run_id in results]

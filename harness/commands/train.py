@@ -32,7 +32,11 @@ def register(sub) -> None:
     p.add_argument("--lr", type=float, help="peak learning rate (default: Kaplan et al. eq. D.1 of N)")
     p.add_argument("--schedule", choices=("hoffmann", "kaplan"))
     p.add_argument("--seed", type=int)
-    p.add_argument("--data", help="'default', a prepared data folder, a .bin / nanoGPT folder, or a text folder")
+    p.add_argument(
+        "--data",
+        help="'default', a prepared data folder, a .bin / nanoGPT folder, a text folder, or a datasets.save_to_disk "
+        "folder (PATH#COLUMN for a column other than 'text')",
+    )
     p.add_argument("--tokenizer", choices=("bpe", "byte"))
     p.add_argument("--max-epochs", type=float)
     p.add_argument("--precision", choices=("fp32", "bf16"))
@@ -52,6 +56,32 @@ def register(sub) -> None:
     s.add_argument("--workers", type=int, default=None, help="worker processes (default 2, in-process if 1)")
     s.add_argument("--threads", type=int, default=None, help="torch threads per worker (default cores / workers)")
     s.add_argument("--dry-run", action="store_true", help="print the planned runs and exit")
+    s.add_argument(
+        "--executor",
+        choices=("local", "slurm"),
+        default="local",
+        help="local: this machine (--workers/--threads); slurm: one SLURM job per pending run through submitit "
+        "(optional extra: pip install 'scaling-harness[slurm]')",
+    )
+    g = s.add_argument_group("SLURM executor (--executor slurm)")
+    g.add_argument("--slurm-partition", help="partition to submit to (default: the cluster's default)")
+    g.add_argument("--slurm-time", type=int, default=60, metavar="MIN", help="time limit per job in minutes (60)")
+    g.add_argument("--slurm-cpus", type=int, default=None, help="cpus per job, also its torch threads (--threads or 1)")
+    g.add_argument("--slurm-mem-gb", type=float, default=None, help="memory per job in GB")
+    g.add_argument("--slurm-array-parallelism", type=int, default=None, help="most jobs of the array running at once")
+    g.add_argument(
+        "--slurm-param",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="any other submitit SLURM parameter, e.g. account=abc, qos=low, constraint=avx2 (repeatable)",
+    )
+    g.add_argument(
+        "--slurm-cluster",
+        choices=("slurm", "local"),
+        default="slurm",
+        help="submitit backend: slurm, or local to try the same submission as local processes",
+    )
     s.set_defaults(func=_sweep)
 
     r = sub.add_parser("runs", help="list run records in a folder")
@@ -162,9 +192,26 @@ def _train(args) -> int:
 
 def _sweep(args) -> int:
     from ..runs import format_table, load_runs
-    from ..sweep import DEFAULT_WORKERS, load_spec, plan, run_sweep
+    from ..sweep import DEFAULT_WORKERS, SlurmExecutor, load_spec, plan, run_sweep
 
     spec = load_spec(args.spec)
+    executor = None
+    if args.executor == "slurm":
+        params = {}
+        for kv in args.slurm_param:
+            key, sep, value = kv.partition("=")
+            if not sep or not key:
+                raise UserError(f"--slurm-param {kv!r}: expected KEY=VALUE")
+            params[key.strip().replace("-", "_")] = value
+        executor = SlurmExecutor(
+            partition=args.slurm_partition,
+            time_min=args.slurm_time,
+            cpus_per_task=args.slurm_cpus or args.threads or 1,
+            mem_gb=args.slurm_mem_gb,
+            array_parallelism=args.slurm_array_parallelism,
+            params=params,
+            cluster=args.slurm_cluster,
+        )
     sp = plan(spec, log=lambda s: print(s, file=sys.stderr))
     if args.dry_run:
         for r in sp.runs:
@@ -174,7 +221,7 @@ def _sweep(args) -> int:
         for d in sp.dropped:
             print(f"dropped: {d}")
         return 0
-    results = run_sweep(sp, args.out, workers=args.workers or DEFAULT_WORKERS, threads=args.threads)
+    results = run_sweep(sp, args.out, workers=args.workers or DEFAULT_WORKERS, threads=args.threads, executor=executor)
     ids = {r["run_id"][:16] for r in results}
     table = load_runs(args.out / "runs", include_failed=False)
     keep = [i for i, rid in enumerate(table["run_id"]) if rid in ids]

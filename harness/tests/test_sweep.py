@@ -2,6 +2,7 @@
 
 import io
 import json
+import sys
 
 import pytest
 
@@ -9,7 +10,7 @@ from harness.cli import main
 from harness.data.stream import prepare_documents, read_text_folder
 from harness.errors import UserError
 from harness.models import model_counts
-from harness.sweep import expand, load_spec, plan, run_sweep
+from harness.sweep import SlurmExecutor, expand, load_spec, plan, run_sweep
 from harness.tests.train_helpers import write_text_folder
 from harness.train import train
 
@@ -142,3 +143,73 @@ def test_cli_sweep_runs_and_train(data_dir, tmp_path, capsys):
     assert main(["train", "--data", str(data_dir), "--tokenizer", "byte", "--N", "1e4", "--n-layer", "2"]) == 2
     assert "either --N or an explicit shape" in capsys.readouterr().err
     assert main(["sweep", str(tmp_path / "nope.toml")]) == 2
+
+
+def test_slurm_executor_through_submitit_local_backend(data_dir, tmp_path):
+    """Jobs submitted through submitit (its local backend standing in for SLURM) write into the run cache."""
+    pytest.importorskip("submitit")
+    sp = plan(_spec(data_dir, grid={"N": [3e3], "D": [640, 1280]}), log=lambda s: None)
+    ex = SlurmExecutor(partition="debug", time_min=5, cpus_per_task=1, cluster="local", poll_s=0.2)
+    err = io.StringIO()
+    results = run_sweep(sp, tmp_path, executor=ex, stream=err)
+    assert [r["status"] for r in results] == ["finished"] * 2 and not any(r.get("cached") for r in results)
+    assert "0 already done, 2 to run (local via submitit: job array of 2" in err.getvalue()
+    for r in sp.runs:
+        rec = json.loads((tmp_path / "runs" / f"{r.run_id[:16]}.json").read_text())
+        assert rec["status"] == "finished" and rec["run_id"] == r.run_id
+    assert list((tmp_path / "slurm" / "logs").iterdir())  # submitit's job folders
+    # The records equal an in-process run of the same configs (timing aside).
+    run_sweep(sp, tmp_path / "inproc", workers=1, threads=1, stream=io.StringIO())
+    for r in sp.runs:
+        a, b = (json.loads((d / "runs" / f"{r.run_id[:16]}.json").read_text()) for d in (tmp_path, tmp_path / "inproc"))
+        a.pop("timing"), b.pop("timing")
+        assert a == b
+    # A second invocation submits nothing: every run is already in the cache.
+    err = io.StringIO()
+    again = run_sweep(sp, tmp_path, executor=ex, stream=err)
+    assert all(r.get("cached") for r in again) and "2 already done, 0 to run" in err.getvalue()
+
+
+def test_slurm_executor_errors(data_dir, tmp_path, monkeypatch, capsys):
+    pytest.importorskip("submitit")
+    sp = plan(_spec(data_dir, grid={"N": [3e3], "D": [640]}), log=lambda s: None)
+    monkeypatch.setattr("shutil.which", lambda name: None)
+    with pytest.raises(UserError, match="needs SLURM's sbatch and srun on PATH"):
+        run_sweep(sp, tmp_path, executor=SlurmExecutor(), stream=io.StringIO())
+    with pytest.raises(UserError, match="invalid SLURM parameter: Unknown argument 'no_such_option'"):
+        run_sweep(sp, tmp_path, executor=SlurmExecutor(params={"no_such_option": 1}, cluster="local"))
+    assert not (tmp_path / "runs").exists()  # nothing ran
+    monkeypatch.setitem(sys.modules, "submitit", None)
+    with pytest.raises(UserError, match=r"optional 'submitit' package"):
+        SlurmExecutor(cluster="local").setup(1, tmp_path)
+    spec = tmp_path / "s.toml"
+    spec.write_text('[base]\ndata = "default"\n[grid]\nN = [1e4]\nD = [1e5]\n')
+    assert main(["sweep", str(spec), "--executor", "slurm", "--slurm-param", "oops"]) == 2
+    assert "expected KEY=VALUE" in capsys.readouterr().err
+
+
+def test_slurm_job_failure_is_reported_and_rerun_via_cli(data_dir, tmp_path, capsys):
+    """A job that dies outside the trainer writes no record; the next `scaling sweep --executor slurm` reruns it."""
+    pytest.importorskip("submitit")
+    import shutil
+
+    data = tmp_path / "data"
+    shutil.copytree(data_dir, data)
+    sp = plan(_spec(data, grid={"N": [3e3], "D": [640]}), log=lambda s: None)
+    shutil.move(data, tmp_path / "away")  # the job cannot open the data
+    out = tmp_path / "out"
+    res = run_sweep(sp, out, executor=SlurmExecutor(cluster="local", poll_s=0.2), stream=io.StringIO())
+    assert (
+        res[0]["status"] == "error" and "SLURM job" in res[0]["reason"] and "nor an existing path" in res[0]["reason"]
+    )
+    assert not list((out / "runs").glob("*.json"))
+    shutil.move(tmp_path / "away", data)
+    spec = tmp_path / "tiny.toml"
+    base = {k: v for k, v in _spec(data)["base"].items() if k != "model"}
+    lines = ["[base]", *(f"{k} = {json.dumps(v)}" for k, v in base.items())]
+    spec.write_text("\n".join([*lines, "[base.model]", "n_ctx = 16", "[grid]", "N = [3e3]", "D = [640]"]) + "\n")
+    argv = ["sweep", str(spec), "--out", str(out), "--executor", "slurm", "--slurm-cluster", "local"]
+    assert main([*argv, "--slurm-partition", "p", "--slurm-time", "5"]) == 0
+    text = capsys.readouterr()
+    assert "1 finished, 0 failed" in text.out and "0 already done, 1 to run" in text.err
+    assert (out / "runs" / f"{sp.runs[0].run_id[:16]}.json").exists()

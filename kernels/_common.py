@@ -45,3 +45,19 @@ def num_programs(device: torch.device, n_rows: int, interpreted: bool) -> int:
 @functools.cache
 def _sm_count(index: int) -> int:
     return torch.cuda.get_device_properties(index).multi_processor_count
+
+
+def write_bench_json(out_dir, prefix: str, device: str, doc: dict):
+    """Write a benchmark record as ``<out_dir>/<prefix>_<device-slug>_<UTC stamp>.json``; returns the path."""
+    import datetime as dt
+    import json
+    import re
+    from pathlib import Path
+
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    slug = re.sub(r"[^A-Za-z0-9]+", "-", device.split(" (")[0]).strip("-").lower()
+    stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
+    path = out_dir / f"{prefix}_{slug}_{stamp}.json"
+    path.write_text(json.dumps(doc, indent=2) + "\n")
+    return path

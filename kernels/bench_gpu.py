@@ -26,12 +26,9 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import importlib.metadata
-import json
 import os
 import platform
-import re
 import statistics
-import subprocess
 import sys
 import time
 from collections.abc import Callable
@@ -234,17 +231,11 @@ def _version(dist: str) -> str | None:
         return None
 
 
-def _git(*args: str) -> str | None:
-    try:
-        out = subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True, timeout=10)
-    except (OSError, subprocess.SubprocessError):
-        return None
-    return out.stdout.strip() if out.returncode == 0 else None
-
-
 def _meta(device) -> dict:
     import torch
     import triton
+
+    from harness.provenance import git_commit
 
     meta = {
         "timestamp_utc": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
@@ -254,8 +245,7 @@ def _meta(device) -> dict:
         "torch_cuda": torch.version.cuda,
         "triton": triton.__version__,
         "liger_kernel": _version("liger-kernel"),
-        "git_commit": _git("rev-parse", "HEAD"),
-        "git_dirty": bool(_git("status", "--porcelain", "--untracked-files=no")),
+        "git_commit": git_commit(),  # "-dirty" appended when tracked files differ from the commit
         "interpreted": bool(triton.knobs.runtime.interpret),
     }
     if device.type == "cuda":
@@ -356,11 +346,9 @@ def main(argv: list[str] | None = None) -> int:
         },
         "records": records,
     }
-    args.out.mkdir(parents=True, exist_ok=True)
-    slug = re.sub(r"[^A-Za-z0-9]+", "-", meta["device"].split(" (")[0]).strip("-").lower()
-    stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
-    path = args.out / f"kernels_{slug}_{stamp}.json"
-    path.write_text(json.dumps(doc, indent=2) + "\n")
+    from ._common import write_bench_json
+
+    path = write_bench_json(args.out, "kernels", meta["device"], doc)
     print(_table(records))
     print(f"\nwrote {path}")
     return 0

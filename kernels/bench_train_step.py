@@ -48,7 +48,6 @@ import json
 import math
 import os
 import platform
-import re
 import subprocess
 import sys
 import tempfile
@@ -325,16 +324,12 @@ def run_sweep_group(spec: dict, k: int, timeout_s: float) -> dict:
 
 
 # ------------------------------------------------------------------------------------------------- meta
-def _git(*args: str) -> str | None:
-    try:
-        out = subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True, timeout=10)
-    except (OSError, subprocess.SubprocessError):
-        return None
-    return out.stdout.strip() if out.returncode == 0 else None
 
 
 def _meta(cuda: bool) -> dict:
     import torch
+
+    from harness.provenance import git_commit
 
     try:
         import triton
@@ -349,8 +344,7 @@ def _meta(cuda: bool) -> dict:
         "torch": torch.__version__,
         "torch_cuda": torch.version.cuda,
         "triton": triton_version,
-        "git_commit": _git("rev-parse", "HEAD"),
-        "git_dirty": bool(_git("status", "--porcelain", "--untracked-files=no")),
+        "git_commit": git_commit(),  # "-dirty" appended when tracked files differ from the commit
         "float32_matmul_precision": torch.get_float32_matmul_precision(),
     }
     if cuda:
@@ -515,11 +509,9 @@ def main(argv: list[str] | None = None) -> int:
         "records": records,
         "sweep": sweep,
     }
-    args.out.mkdir(parents=True, exist_ok=True)
-    slug = re.sub(r"[^A-Za-z0-9]+", "-", meta["device"].split(" (")[0]).strip("-").lower()
-    stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
-    path = args.out / f"train_step_{slug}_{stamp}.json"
-    path.write_text(json.dumps(doc, indent=2) + "\n")
+    from ._common import write_bench_json
+
+    path = write_bench_json(args.out, "train_step", meta["device"], doc)
     print("\n".join(_fmt(r) for r in records + sweep))
     print(f"\nwrote {path}")
     return 0

@@ -72,6 +72,7 @@ class Form:
     n_inputs: int = field(init=False, default=1)
     input_names: tuple[str, ...] = field(init=False, default=("x",))
     formula: str = field(init=False, default="")
+    log_raw: tuple[int, ...] = field(init=False, default=())  # raw columns that are logs of positive parameters
 
     @property
     def n_params(self) -> int:
@@ -98,10 +99,17 @@ class Form:
         return g
 
     def to_natural(self, raw: np.ndarray) -> np.ndarray:
-        return np.asarray(raw, dtype=float)
+        """Raw coordinates to the paper's parameters: the columns listed in ``log_raw`` are logs."""
+        out = np.array(raw, dtype=float)
+        for i in self.log_raw:
+            out[..., i] = np.exp(out[..., i])
+        return out
 
     def from_natural(self, params: np.ndarray) -> np.ndarray:
-        return np.asarray(params, dtype=float)
+        out = np.array(params, dtype=float)
+        for i in self.log_raw:
+            out[..., i] = np.log(out[..., i])
+        return out
 
     def start_grid(self, logx: np.ndarray, logy: np.ndarray) -> torch.Tensor:
         raise NotImplementedError
@@ -129,18 +137,11 @@ class PowerLaw(Form):
     def __post_init__(self):
         self.param_names = ("A", "alpha")
         self.raw_names = ("a", "alpha")
+        self.log_raw = (0,)
         self.formula = "L = A * x^-alpha"
 
     def log_predict(self, raw, logx):
         return raw[:, :1] - raw[:, 1:2] * logx[None, :, 0]
-
-    def to_natural(self, raw):
-        raw = np.asarray(raw, dtype=float)
-        return np.stack([np.exp(raw[..., 0]), raw[..., 1]], axis=-1)
-
-    def from_natural(self, p):
-        p = np.asarray(p, dtype=float)
-        return np.stack([np.log(p[..., 0]), p[..., 1]], axis=-1)
 
     def start_grid(self, logx, logy):
         slope, icpt = np.polyfit(logx[:, 0], logy, 1)
@@ -155,18 +156,11 @@ class SaturatingPowerLaw(Form):
     def __post_init__(self):
         self.param_names = ("E", "A", "alpha")
         self.raw_names = ("e", "a", "alpha")
+        self.log_raw = (0, 1)
         self.formula = "L = E + A * x^-alpha"
 
     def log_predict(self, raw, logx):
         return _lse(raw[:, 0:1], raw[:, 1:2] - raw[:, 2:3] * logx[None, :, 0])
-
-    def to_natural(self, raw):
-        raw = np.asarray(raw, dtype=float)
-        return np.stack([np.exp(raw[..., 0]), np.exp(raw[..., 1]), raw[..., 2]], axis=-1)
-
-    def from_natural(self, p):
-        p = np.asarray(p, dtype=float)
-        return np.stack([np.log(p[..., 0]), np.log(p[..., 1]), p[..., 2]], axis=-1)
 
     def start_grid(self, logx, logy):
         ymin = float(np.min(logy))
@@ -189,6 +183,7 @@ class Chinchilla(Form):
         self.raw_names = ("e", "a", "b", "alpha", "beta")
         self.n_inputs = 2
         self.input_names = ("N", "D")
+        self.log_raw = (0, 1, 2)
         self.formula = "L = E + A / N^alpha + B / D^beta"
 
     def _terms(self, raw, logx):
@@ -235,14 +230,6 @@ class Chinchilla(Form):
         gd = torch.mv(vp2, logx[:, 1].contiguous())
         return torch.stack([v.sum(1) - s1 - s2, s1, s2, -gn, -gd], dim=1)
 
-    def to_natural(self, raw):
-        raw = np.asarray(raw, dtype=float)
-        return np.stack([np.exp(raw[..., 0]), np.exp(raw[..., 1]), np.exp(raw[..., 2]), raw[..., 3], raw[..., 4]], -1)
-
-    def from_natural(self, p):
-        p = np.asarray(p, dtype=float)
-        return np.stack([np.log(p[..., 0]), np.log(p[..., 1]), np.log(p[..., 2]), p[..., 3], p[..., 4]], -1)
-
     def start_grid(self, logx, logy):
         return hoffmann_grid()
 
@@ -268,6 +255,7 @@ class KaplanND(Form):
         self.raw_names = ("log_N_c", "log_D_c", "alpha_N", "alpha_D")
         self.n_inputs = 2
         self.input_names = ("N", "D")
+        self.log_raw = (0, 1)
         self.formula = "L = [(N_c/N)^(alpha_N/alpha_D) + D_c/D]^alpha_D"
 
     def log_predict(self, raw, logx):
@@ -275,14 +263,6 @@ class KaplanND(Form):
         t1 = (a_n / a_d) * (ln_nc - logx[None, :, 0])
         t2 = ln_dc - logx[None, :, 1]
         return a_d * _lse(t1, t2)
-
-    def to_natural(self, raw):
-        raw = np.asarray(raw, dtype=float)
-        return np.stack([np.exp(raw[..., 0]), np.exp(raw[..., 1]), raw[..., 2], raw[..., 3]], -1)
-
-    def from_natural(self, p):
-        p = np.asarray(p, dtype=float)
-        return np.stack([np.log(p[..., 0]), np.log(p[..., 1]), p[..., 2], p[..., 3]], -1)
 
     def start_grid(self, logx, logy):
         ln_nc = [math.log(10.0) * k for k in (8, 11, 14, 17)]
@@ -301,20 +281,13 @@ class KaplanNS(Form):
         self.raw_names = ("log_N_c", "log_S_c", "alpha_N", "alpha_S")
         self.n_inputs = 2
         self.input_names = ("N", "S")
+        self.log_raw = (0, 1)
         self.formula = "L = (N_c/N)^alpha_N + (S_c/S)^alpha_S"
 
     def log_predict(self, raw, logx):
         t1 = raw[:, 2:3] * (raw[:, 0:1] - logx[None, :, 0])
         t2 = raw[:, 3:4] * (raw[:, 1:2] - logx[None, :, 1])
         return _lse(t1, t2)
-
-    def to_natural(self, raw):
-        raw = np.asarray(raw, dtype=float)
-        return np.stack([np.exp(raw[..., 0]), np.exp(raw[..., 1]), raw[..., 2], raw[..., 3]], -1)
-
-    def from_natural(self, p):
-        p = np.asarray(p, dtype=float)
-        return np.stack([np.log(p[..., 0]), np.log(p[..., 1]), p[..., 2], p[..., 3]], -1)
 
     def start_grid(self, logx, logy):
         ln10 = math.log(10.0)
@@ -331,19 +304,12 @@ class IsoFlopParabola(Form):
     def __post_init__(self):
         self.param_names = ("L_min", "k", "log10_N_opt")
         self.raw_names = ("log_L_min", "log_k", "log10_N_opt")
+        self.log_raw = (0, 1)
         self.formula = "L = L_min + k * (log10 N - log10 N_opt)^2"
 
     def log_predict(self, raw, logx):
         u = logx[None, :, 0] / math.log(10.0)
         return torch.log(raw[:, 0:1].exp() + raw[:, 1:2].exp() * (u - raw[:, 2:3]) ** 2)
-
-    def to_natural(self, raw):
-        raw = np.asarray(raw, dtype=float)
-        return np.stack([np.exp(raw[..., 0]), np.exp(raw[..., 1]), raw[..., 2]], -1)
-
-    def from_natural(self, p):
-        p = np.asarray(p, dtype=float)
-        return np.stack([np.log(p[..., 0]), np.log(p[..., 1]), p[..., 2]], -1)
 
     def closed_form(self, logx, y, w=None):
         """Least squares of y on (1, u, u^2); returns raw parameters or None if not a valley."""
@@ -387,6 +353,7 @@ class BNSL(Form):
             raw += [f"c{i}", f"log_d{i}", f"log_f{i}"]
         self.param_names = tuple(names)
         self.raw_names = tuple(raw)
+        self.log_raw = (0, 1, *(k for i in range(self.n_breaks) for k in (4 + 3 * i, 5 + 3 * i)))
         self.formula = "y = a + b x^-c0 prod_i (1 + (x/d_i)^(1/f_i))^(-c_i f_i)"
 
     def log_predict(self, raw, logx):
@@ -397,24 +364,6 @@ class BNSL(Form):
             f = lf.exp()
             main = main - c * f * torch.nn.functional.softplus((lx - ld) / f)
         return _lse(raw[:, 0:1], main)
-
-    def to_natural(self, raw):
-        raw = np.array(raw, dtype=float)
-        out = raw.copy()
-        out[..., 0], out[..., 1] = np.exp(raw[..., 0]), np.exp(raw[..., 1])
-        for i in range(self.n_breaks):
-            out[..., 4 + 3 * i] = np.exp(raw[..., 4 + 3 * i])
-            out[..., 5 + 3 * i] = np.exp(raw[..., 5 + 3 * i])
-        return out
-
-    def from_natural(self, p):
-        p = np.array(p, dtype=float)
-        out = p.copy()
-        out[..., 0], out[..., 1] = np.log(p[..., 0]), np.log(p[..., 1])
-        for i in range(self.n_breaks):
-            out[..., 4 + 3 * i] = np.log(p[..., 4 + 3 * i])
-            out[..., 5 + 3 * i] = np.log(p[..., 5 + 3 * i])
-        return out
 
     # A break is "seen" only if the data cover it: the fitted break point lies inside the data and, by the
     # largest x, the break has bent the curve by at least BREAK_MIN_EFFECT in log space. Otherwise the
@@ -464,18 +413,11 @@ class M1(Form):
     def __post_init__(self):
         self.param_names = ("beta", "c")
         self.raw_names = ("log_beta", "c")
+        self.log_raw = (0,)
         self.formula = "e = beta * x^c"
 
     def log_predict(self, raw, logx):
         return raw[:, 0:1] + raw[:, 1:2] * logx[None, :, 0]
-
-    def to_natural(self, raw):
-        raw = np.asarray(raw, dtype=float)
-        return np.stack([np.exp(raw[..., 0]), raw[..., 1]], -1)
-
-    def from_natural(self, p):
-        p = np.asarray(p, dtype=float)
-        return np.stack([np.log(p[..., 0]), p[..., 1]], -1)
 
     def start_grid(self, logx, logy):
         slope, icpt = np.polyfit(logx[:, 0], logy, 1)
@@ -490,18 +432,11 @@ class M2(Form):
     def __post_init__(self):
         self.param_names = ("e_inf", "beta", "c")
         self.raw_names = ("log_e_inf", "log_beta", "c")
+        self.log_raw = (0, 1)
         self.formula = "e = e_inf + beta * x^c"
 
     def log_predict(self, raw, logx):
         return _lse(raw[:, 0:1], raw[:, 1:2] + raw[:, 2:3] * logx[None, :, 0])
-
-    def to_natural(self, raw):
-        raw = np.asarray(raw, dtype=float)
-        return np.stack([np.exp(raw[..., 0]), np.exp(raw[..., 1]), raw[..., 2]], -1)
-
-    def from_natural(self, p):
-        p = np.asarray(p, dtype=float)
-        return np.stack([np.log(p[..., 0]), np.log(p[..., 1]), p[..., 2]], -1)
 
     def start_grid(self, logx, logy):
         g = SaturatingPowerLaw().start_grid(logx, logy)
@@ -517,19 +452,12 @@ class M3(Form):
     def __post_init__(self):
         self.param_names = ("e_inf", "beta", "gamma", "c")
         self.raw_names = ("log_e_inf", "log_beta", "log_gamma", "c")
+        self.log_raw = (0, 1, 2)
         self.formula = "e = e_inf + beta * (x + gamma)^c"
 
     def log_predict(self, raw, logx):
         log_xg = _lse(logx[None, :, 0], raw[:, 2:3])
         return _lse(raw[:, 0:1], raw[:, 1:2] + raw[:, 3:4] * log_xg)
-
-    def to_natural(self, raw):
-        raw = np.asarray(raw, dtype=float)
-        return np.stack([np.exp(raw[..., 0]), np.exp(raw[..., 1]), np.exp(raw[..., 2]), raw[..., 3]], -1)
-
-    def from_natural(self, p):
-        p = np.asarray(p, dtype=float)
-        return np.stack([np.log(p[..., 0]), np.log(p[..., 1]), np.log(p[..., 2]), p[..., 3]], -1)
 
     def start_grid(self, logx, logy):
         g2 = M2().start_grid(logx, logy)

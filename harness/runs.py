@@ -2,6 +2,7 @@
 
     table = load_runs("out/")                 # every runs/*.json below out/, finished ones only
     X, y = table.xy(("N_kaplan", "D"), "loss")  # arrays for ScalingLaw("chinchilla").fit(X, y)
+    table.by_position                           # per run: final val loss at each context position 0..n_ctx-1
 
 Failed runs never enter the table (``table.failed`` lists them with their reasons).
 """
@@ -92,6 +93,16 @@ class RunTable:
         if not len(self):
             raise UserError("no finished runs to fit")
         return np.stack([self[c].astype(float) for c in xs], axis=1), self[y].astype(float)
+
+    @property
+    def by_position(self) -> list[np.ndarray | None]:
+        """Each run's final validation loss by context position (``record["loss"]["val_by_position"]``, n_ctx
+        floats), aligned with the rows; ``None`` for records written before the field existed."""
+        out = []
+        for r in self.records:
+            v = r["loss"].get("val_by_position")
+            out.append(None if v is None else np.asarray(v, dtype=float))
+        return out
 
     def curves(self) -> list[dict]:
         """Each run's learning curve (step, tokens, val_loss ...) with its N, for L(N, S) fits."""

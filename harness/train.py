@@ -2,6 +2,7 @@
 
 The run is deterministic on CPU: the same config, seed, data and thread count give a bit-identical record
 (learning curve included) apart from ``record["timing"]``, which holds every wall-clock-dependent field.
+``record["loss"]["val_by_position"]`` is the final validation loss at each context position (n_ctx floats).
 Batches are a pure function of the step (see :class:`harness.data.stream.SequenceSampler`), so a run
 resumed from its last checkpoint produces the same record as one that was never interrupted.
 
@@ -194,6 +195,32 @@ def evaluate(model, x: np.ndarray, y: np.ndarray, batch_size: int, device: str, 
     return total / count
 
 
+@torch.no_grad()
+def evaluate_by_position(model, x: np.ndarray, y: np.ndarray, batch_size: int, device: str, autocast) -> list[float]:
+    """Mean cross-entropy at each context position 0..n_ctx-1 over the validation windows ``x``, ``y``.
+
+    Position ``t`` is the loss of predicting ``y[:, t]`` from ``x[:, :t+1]``. Uses the model's per-token path
+    (:meth:`LanguageModel.token_losses`) in plain PyTorch: the model's ``kernels_used`` is set to ``"torch"``
+    for the pass and restored after. Every window is full, so the mean over positions is the mean over all
+    validation tokens, i.e. :func:`evaluate`'s loss up to float rounding. Sums are float64, in a fixed order.
+    """
+    model.eval()
+    kernels = model.kernels_used
+    model.kernels_used = "torch"
+    try:
+        total = np.zeros(y.shape[1], dtype=np.float64)
+        for i in range(0, len(x), batch_size):
+            xb = torch.from_numpy(x[i : i + batch_size]).to(device)
+            yb = torch.from_numpy(y[i : i + batch_size]).to(device)
+            with autocast():
+                losses = model.token_losses(xb, yb)
+            total += losses.double().sum(dim=0).cpu().numpy()
+    finally:
+        model.kernels_used = kernels
+        model.train()
+    return [float(v) for v in total / len(y)]
+
+
 def train(
     cfg: TrainConfig,
     out: str | os.PathLike | None = None,
@@ -355,6 +382,13 @@ def train(
     except _Stop:
         return {"run_id": run_id, "status": "interrupted", "step": stop_after}
 
+    by_position = None
+    if status == "finished":  # the model is in its final state, the one the last val_loss was measured on
+        try:
+            by_position = evaluate_by_position(model, vx, vy, batch_size, device, autocast)
+        except NotImplementedError:
+            log(f"{m.name}: no per-token loss; the record has no val_by_position")
+
     wall = elapsed_before + time.perf_counter() - t0
     done_steps = len(losses)
     tokens = done_steps * cfg.batch_tokens
@@ -392,6 +426,8 @@ def train(
         "loss": {
             "train_final": float(np.mean(tail)) if status == "finished" else None,
             "val_final": curve["val_loss"][-1] if status == "finished" else None,
+            # mean validation cross-entropy at each context position 0..n_ctx-1 (final model, same windows)
+            "val_by_position": by_position,
         },
         "curve": curve,
         "data": data.describe(),

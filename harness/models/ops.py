@@ -119,3 +119,23 @@ class _ChunkedLinearCrossEntropy(torch.autograd.Function):
         grad_h, grad_w = ctx.saved_tensors
         scale = grad_out / ctx.rows
         return grad_h * scale, grad_w * scale, None
+
+
+def token_cross_entropy(
+    hidden: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, targets: torch.Tensor, chunk_rows: int = 0
+) -> torch.Tensor:
+    """Per-token cross-entropy (``reduction="none"``) of ``hidden @ weight.T + bias``, shaped like ``targets``.
+
+    Plain PyTorch whatever the ``kernels`` setting (evaluation only, never on the training path). Rows go
+    through in chunks of ``chunk_rows`` (default: about 2^24 logits at a time), so the (tokens x vocab)
+    logits never exist at once; the cross-entropy is taken in float32 as in :func:`linear_cross_entropy`.
+    """
+    shape = targets.shape
+    hidden = hidden.reshape(-1, hidden.shape[-1])
+    targets = targets.reshape(-1)
+    step = chunk_rows or max(1, 2**24 // weight.shape[0])
+    out = [
+        F.cross_entropy(F.linear(hidden[i : i + step], weight, bias).float(), targets[i : i + step], reduction="none")
+        for i in range(0, hidden.shape[0], step)
+    ]
+    return torch.cat(out).view(shape)

@@ -127,6 +127,21 @@ class LanguageModel(nn.Module):
     def forward(self, idx: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:  # pragma: no cover
         raise NotImplementedError
 
+    def token_losses(self, idx: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        """Cross-entropy (nats) of every target token, shaped like ``targets`` (B, T); its mean is ``forward``.
+
+        For evaluation only (the trainer calls it under ``torch.no_grad()`` in eval mode). The default works
+        for a model with ``hidden(idx)`` (final hidden states) and ``head_weight`` (the output projection, as
+        the GPT and the LSTM have) and uses plain PyTorch for the projection and loss; other models override
+        it, or the trainer records no per-position loss for them.
+        """
+        hidden, weight = getattr(self, "hidden", None), getattr(self, "head_weight", None)
+        if hidden is None or weight is None:
+            raise NotImplementedError(f"{type(self).__name__} has no per-token loss")
+        from .ops import token_cross_entropy
+
+        return token_cross_entropy(hidden(idx), weight, None, targets)
+
     # Counts measured on the built module (tests check them against the analytic ``counts``).
     def measured_total_params(self) -> int:
         return sum(p.numel() for p in self.parameters())  # parameters() yields tied weights once

@@ -31,6 +31,9 @@ def test_same_config_gives_identical_record(data, tmp_path):
     b = train(cfg, tmp_path / "b", data=data, threads=1)
     assert a["status"] == "finished"
     assert json.dumps(_comparable(a), sort_keys=True) == json.dumps(_comparable(b), sort_keys=True)
+    # the per-position validation loss is part of what is compared (not None on both sides)
+    assert len(a["loss"]["val_by_position"]) == a["model"]["n_ctx"]
+    assert a["loss"]["val_by_position"] == b["loss"]["val_by_position"]
     on_disk = json.loads((tmp_path / "a" / "runs" / f"{a['run_id'][:16]}.json").read_text())
     assert _comparable(on_disk) == json.loads(json.dumps(_comparable(a)))
     # the record carries the learning curve, both N and both FLOP counts
@@ -64,7 +67,7 @@ def test_interrupted_run_resumes_to_the_same_record(data, tmp_path):
     assert len(ckpts) == 1 and not list((tmp_path / "r").glob("runs/*.json"))
     done = train(cfg, tmp_path / "r", data=data, threads=1)
     assert done["timing"]["resumed_from_steps"] == [5]
-    assert _comparable(done) == _comparable(ref)
+    assert _comparable(done) == _comparable(ref) and done["loss"]["val_by_position"] is not None
     assert not list((tmp_path / "r" / "checkpoints").glob("*.pt"))  # removed once the record exists
 
 
@@ -97,7 +100,7 @@ class NaNAfter3(LanguageModel):
 def test_nan_is_recorded_as_failed(data, tmp_path):
     rec = train(tiny_config(model={"name": "test_nan_after_3"}), tmp_path, data=data, threads=1)
     assert rec["status"] == "failed" and "non-finite" in rec["reason"] and "step 4" in rec["reason"]
-    assert rec["loss"]["val_final"] is None
+    assert rec["loss"]["val_final"] is None and rec["loss"]["val_by_position"] is None
     table = load_runs(tmp_path)
     assert len(table) == 0 and table.failed[0][1] == rec["reason"]  # never enters a fit
 

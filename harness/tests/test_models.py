@@ -7,7 +7,6 @@ import torch
 
 from harness.errors import UserError
 from harness.models import (
-    LanguageModel,
     ModelConfig,
     available_models,
     build_model,
@@ -17,6 +16,7 @@ from harness.models import (
     shape_for_n,
 )
 from harness.models.gpt import ASPECT
+from harness.tests.train_helpers import bigram_model_class
 
 
 def test_gpt_counts_by_hand():
@@ -110,23 +110,8 @@ def test_registry_lookup_and_custom_model():
         build_model(ModelConfig(name="no-such-model"))
 
     @register("test_bigram")
-    class Bigram(LanguageModel):
-        def __init__(self, cfg):
-            super().__init__()
-            self.config = cfg
-            self.table = torch.nn.Embedding(cfg.vocab_size, cfg.vocab_size)
-
-        def embedding_parameters(self):
-            return [self.table.weight]
-
-        @classmethod
-        def counts(cls, cfg):
-            from harness.models import ModelCounts
-
-            return ModelCounts(0, 0, cfg.vocab_size**2, 0.0, 6.0 * cfg.vocab_size)
-
-        def forward(self, idx, targets):
-            return torch.nn.functional.cross_entropy(self.table(idx).flatten(0, 1), targets.flatten())
+    class Bigram(bigram_model_class()):
+        pass
 
     m = build_model(ModelConfig(name="test_bigram", vocab_size=10))
     assert isinstance(m, Bigram) and m.measured_total_params() == model_counts(m.config).n_total

@@ -4,13 +4,12 @@ import json
 import math
 
 import pytest
-import torch
 
 from harness.data.stream import prepare_documents, read_text_folder
 from harness.errors import UserError
-from harness.models import LanguageModel, ModelCounts, register
+from harness.models import register
 from harness.runs import load_runs
-from harness.tests.train_helpers import tiny_config, write_text_folder
+from harness.tests.train_helpers import bigram_model_class, tiny_config, write_text_folder
 from harness.train import TrainConfig, eval_schedule, kaplan_lr, lr_at, train
 
 
@@ -72,24 +71,15 @@ def test_interrupted_run_resumes_to_the_same_record(data, tmp_path):
 
 
 @register("test_nan_after_3")
-class NaNAfter3(LanguageModel):
+class NaNAfter3(bigram_model_class()):
     """Bigram model whose loss turns NaN at its fourth training step."""
 
     def __init__(self, cfg):
-        super().__init__()
-        self.config = cfg
-        self.table = torch.nn.Embedding(cfg.vocab_size, cfg.vocab_size)
+        super().__init__(cfg)
         self.calls = 0
 
-    def embedding_parameters(self):
-        return [self.table.weight]
-
-    @classmethod
-    def counts(cls, cfg):
-        return ModelCounts(1, 1, cfg.vocab_size**2, 6.0, 6.0)
-
     def forward(self, idx, targets):
-        loss = torch.nn.functional.cross_entropy(self.table(idx).flatten(0, 1), targets.flatten())
+        loss = super().forward(idx, targets)
         if self.training:
             self.calls += 1
             if self.calls >= 4:

@@ -8,10 +8,10 @@ import pytest
 import torch
 
 from harness.data.stream import prepare_documents, read_text_folder
-from harness.models import LanguageModel, ModelConfig, ModelCounts, build_model, register
+from harness.models import ModelConfig, build_model, register
 from harness.models.ops import token_cross_entropy
 from harness.runs import load_runs
-from harness.tests.train_helpers import tiny_config, write_text_folder
+from harness.tests.train_helpers import bigram_model_class, tiny_config, write_text_folder
 from harness.train import evaluate, evaluate_by_position, train
 
 
@@ -84,23 +84,8 @@ def test_a_little_training_makes_later_positions_better_than_position_0(data, na
 
 
 @register("test_forward_only")
-class ForwardOnly(LanguageModel):
+class ForwardOnly(bigram_model_class()):
     """A bigram model with only ``forward``: the record is finished but has no per-position loss."""
-
-    def __init__(self, cfg):
-        super().__init__()
-        self.config = cfg
-        self.table = torch.nn.Embedding(cfg.vocab_size, cfg.vocab_size)
-
-    def embedding_parameters(self):
-        return [self.table.weight]
-
-    @classmethod
-    def counts(cls, cfg):
-        return ModelCounts(1, 1, cfg.vocab_size**2, 6.0, 6.0)
-
-    def forward(self, idx, targets):
-        return torch.nn.functional.cross_entropy(self.table(idx).flatten(0, 1), targets.flatten())
 
 
 def test_model_without_per_token_path_records_none(data):

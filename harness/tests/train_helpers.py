@@ -36,3 +36,29 @@ def tiny_config(**over):
     }
     base.update(over)
     return TrainConfig.from_dict(base)
+
+
+def bigram_model_class():
+    """A minimal registered-model shape for tests: a bigram table with only ``forward`` (no per-token path).
+    Built lazily so importing the helpers does not import torch."""
+    import torch
+
+    from harness.models import LanguageModel, ModelCounts
+
+    class BigramLM(LanguageModel):
+        def __init__(self, cfg):
+            super().__init__()
+            self.config = cfg
+            self.table = torch.nn.Embedding(cfg.vocab_size, cfg.vocab_size)
+
+        def embedding_parameters(self):
+            return [self.table.weight]
+
+        @classmethod
+        def counts(cls, cfg):
+            return ModelCounts(1, 1, cfg.vocab_size**2, 6.0, 6.0)
+
+        def forward(self, idx, targets):
+            return torch.nn.functional.cross_entropy(self.table(idx).flatten(0, 1), targets.flatten())
+
+    return BigramLM

@@ -12,6 +12,7 @@ from __future__ import annotations
 import importlib
 import json
 import pkgutil
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -46,10 +47,38 @@ class TierResult:
 
 @dataclass(frozen=True)
 class Tier:
+    """One scale at which a replication runs. ``sweeps`` are the tier's sweep specs (TOML paths); ``measure``
+    typically calls :func:`run_tier_sweeps` first, then fits the records it returns."""
+
     name: str
     description: str
     measure: Callable[[TierContext], TierResult]
     default_bootstrap: int = 1000
+    sweeps: tuple[Path, ...] = ()
+
+
+def run_tier_sweeps(tier: Tier, ctx: TierContext, *, executor=None, workers: int | None = None) -> dict:
+    """Run each of ``tier.sweeps`` into the tier's run cache, ``ctx.out_dir / "runs"``, and return each sweep's
+    finished runs as a :class:`harness.runs.RunTable`, keyed by the sweep's name.
+
+    Finished runs are skipped and interrupted ones resume from their checkpoints, so a tier too long for one
+    sitting is run in pieces by calling this again; runs shared between sweeps are trained once. Failed runs
+    are listed in each table's ``failed`` and never enter a fit.
+    """
+    from .runs import load_runs
+    from .sweep import DEFAULT_WORKERS, load_spec, plan, run_sweep
+
+    cache = ctx.out_dir / "runs"
+    plans = []
+    for path in tier.sweeps:
+        spec = load_spec(path)
+        plans.append(plan(spec, log=ctx.log))
+    for sp in plans:
+        run_sweep(sp, cache, executor=executor, workers=workers or DEFAULT_WORKERS, stream=sys.stderr)
+    if not (cache / "runs").exists():
+        raise UserError(f"the sweeps of tier {tier.name!r} produced no run records in {cache}")
+    table = load_runs(cache)
+    return {sp.name: table.subset([r.run_id for r in sp.runs]) for sp in plans}
 
 
 @dataclass(frozen=True)

@@ -104,6 +104,14 @@ class RunTable:
             out.append(None if v is None else np.asarray(v, dtype=float))
         return out
 
+    def subset(self, run_ids) -> RunTable:
+        """The rows whose run id (full or its first 16 characters) is in ``run_ids``, in this table's order."""
+        keep = {str(r)[:16] for r in run_ids}
+        idx = [i for i, r in enumerate(self.records) if r["run_id"][:16] in keep]
+        cols = {k: v[idx] for k, v in self.columns.items()}
+        failed = [f for f in self.failed if f[0][:16] in keep]
+        return RunTable(cols, [self.records[i] for i in idx], failed)
+
     def curves(self) -> list[dict]:
         """Each run's learning curve (step, tokens, val_loss ...) with its N, for L(N, S) fits."""
         return [{"run_id": r["run_id"][:16], "N_kaplan": r["scale"]["N_kaplan"], **r["curve"]} for r in self.records]

@@ -12,6 +12,7 @@ Spec (every section optional except one of ``grid`` / ``isoflop``)::
     N = [1e4, 3e4, 1e5, 3e5]
     D = [2.5e5, 1e6]
     seeds = [0]
+    aspect = [8, 32, 128]       # optional: shapes of several aspect ratios (d_model / n_layer) at each N
     [isoflop]                   # for each compute budget C, each N with D = C / (6 N)
     C = [1e12, 1e13]
     N = [1e4, 3e4, 1e5]
@@ -87,10 +88,11 @@ def _floats(v: Any, what: str) -> list[float]:
     return out
 
 
-def _config(base: dict, n: float, d: float, seed: int) -> TrainConfig:
+def _config(base: dict, n: float, d: float, seed: int, aspect: int | None = None) -> TrainConfig:
     b = json.loads(json.dumps(base))  # deep copy
     model = b.pop("model", {})
-    model = {**model, **shape_for_n(n, model.get("name", "gpt"))}
+    shape_kw = {} if aspect is None else {"aspect": aspect}
+    model = {**model, **shape_for_n(n, model.get("name", "gpt"), **shape_kw)}
     return TrainConfig.from_dict({**b, "model": model, "tokens": int(d), "seed": seed})
 
 
@@ -108,10 +110,14 @@ def expand(spec: dict) -> tuple[list[tuple[TrainConfig, str]], list[str]]:
     if "grid" in spec:
         g = spec["grid"]
         seeds = [int(s) for s in g.get("seeds", [0])]
+        # optional: model aspect ratios (d_model / n_layer for the GPT) at each N, for shape sweeps
+        aspects = [None] if "aspect" not in g else [int(a) for a in _floats(g["aspect"], "grid.aspect")]
         for n in _floats(g.get("N"), "grid.N"):
-            for d in _floats(g.get("D"), "grid.D"):
-                for s in seeds:
-                    out.append((_config(base, n, d, s), f"grid N={n:.3g} D={d:.3g} seed={s}"))
+            for a in aspects:
+                for d in _floats(g.get("D"), "grid.D"):
+                    for s in seeds:
+                        tag = "" if a is None else f" aspect={a}"
+                        out.append((_config(base, n, d, s, a), f"grid N={n:.3g}{tag} D={d:.3g} seed={s}"))
     if "isoflop" in spec:
         g = spec["isoflop"]
         seeds = [int(s) for s in g.get("seeds", [0])]

@@ -213,3 +213,36 @@ def test_slurm_job_failure_is_reported_and_rerun_via_cli(data_dir, tmp_path, cap
     text = capsys.readouterr()
     assert "1 finished, 0 failed" in text.out and "0 already done, 1 to run" in text.err
     assert (out / "runs" / f"{sp.runs[0].run_id[:16]}.json").exists()
+
+
+def test_grid_aspect_ratios_give_shapes_of_one_size(data_dir):
+    configs, _ = expand(_spec(data_dir, grid={"N": [2e4], "D": [640], "aspect": [4, 16, 64]}))
+    shapes = [(c.model.n_layer, c.model.d_model) for c, _ in configs]
+    assert len(set(shapes)) == 3  # three different shapes ...
+    ns = [model_counts(c.model).n_kaplan for c, _ in configs]
+    assert max(ns) / min(ns) < 2.0  # ... of about the same non-embedding size
+    assert shapes[0][0] > shapes[-1][0]  # a small aspect ratio means a deeper, narrower model
+    assert all("aspect=" in origin for _, origin in configs)
+
+
+def test_tier_sweeps_run_into_the_tier_cache_and_resume(data_dir, tmp_path):
+    from harness.replication import Tier, TierContext, run_tier_sweeps
+
+    base = _spec(data_dir)["base"]
+    lines = [f'data = "{base["data"]}"', 'tokenizer = "byte"', "batch_tokens = 64", "eval_points = 3"]
+    lines += ["eval_tokens = 256", "lr = 3e-3", "[base.model]", 'name = "gpt"', "n_ctx = 16"]
+    body = "\n".join(lines)
+    a = tmp_path / "a.toml"
+    a.write_text(f'name = "a"\n[grid]\nN = [3e3]\nD = [640, 1280]\n[base]\n{body}\n')
+    b = tmp_path / "b.toml"  # shares the run N=3e3, D=640 with sweep a
+    b.write_text(f'name = "b"\n[grid]\nN = [3e3, 1.2e4]\nD = [640]\n[base]\n{body}\n')
+    tier = Tier("t", "test tier", measure=lambda ctx: None, sweeps=(a, b))
+    ctx = TierContext(tier="t", out_dir=tmp_path / "out", n_bootstrap=0, log=lambda s: None)
+    first = run_tier_sweeps(tier, ctx, workers=1)
+    assert {k: len(v) for k, v in first.items()} == {"a": 2, "b": 2}
+    records = sorted((tmp_path / "out" / "runs" / "runs").glob("*.json"))
+    assert len(records) == 3  # the shared run was trained once
+    stamps = [r.stat().st_mtime_ns for r in records]
+    again = run_tier_sweeps(tier, ctx, workers=1)
+    assert [r.stat().st_mtime_ns for r in records] == stamps  # nothing retrained
+    assert list(again["b"]["loss"]) == list(first["b"]["loss"])

@@ -24,10 +24,8 @@ and it writes only where ``--out`` says.
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import importlib.metadata
 import os
-import platform
 import statistics
 import sys
 import time
@@ -235,29 +233,13 @@ def _meta(device) -> dict:
     import torch
     import triton
 
-    from harness.provenance import git_commit
+    from ._common import bench_meta
 
-    meta = {
-        "timestamp_utc": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-        "python": platform.python_version(),
-        "platform": platform.platform(),
-        "torch": torch.__version__,
-        "torch_cuda": torch.version.cuda,
-        "triton": triton.__version__,
-        "liger_kernel": _version("liger-kernel"),
-        "git_commit": git_commit(),  # "-dirty" appended when tracked files differ from the commit
-        "interpreted": bool(triton.knobs.runtime.interpret),
-    }
+    index = None
     if device.type == "cuda":
-        p = torch.cuda.get_device_properties(device)
-        meta.update(
-            device=torch.cuda.get_device_name(device),
-            capability=".".join(map(str, torch.cuda.get_device_capability(device))),
-            sm_count=p.multi_processor_count,
-            memory_gib=round(p.total_memory / 2**30, 1),
-        )
-    else:
-        meta["device"] = "cpu (Triton interpreter smoke run: timings are meaningless)"
+        index = device.index if device.index is not None else torch.cuda.current_device()
+    meta = bench_meta(index, "cpu (Triton interpreter smoke run: timings are meaningless)")
+    meta.update(liger_kernel=_version("liger-kernel"), interpreted=bool(triton.knobs.runtime.interpret))
     return meta
 
 

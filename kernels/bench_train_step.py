@@ -43,11 +43,9 @@ timings meaningless.
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import json
 import math
 import os
-import platform
 import subprocess
 import sys
 import tempfile
@@ -329,35 +327,12 @@ def run_sweep_group(spec: dict, k: int, timeout_s: float) -> dict:
 def _meta(cuda: bool) -> dict:
     import torch
 
-    from harness.provenance import git_commit
+    from ._common import bench_meta
 
-    try:
-        import triton
-
-        triton_version = triton.__version__
-    except Exception:
-        triton_version = None
-    meta = {
-        "timestamp_utc": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-        "python": platform.python_version(),
-        "platform": platform.platform(),
-        "torch": torch.__version__,
-        "torch_cuda": torch.version.cuda,
-        "triton": triton_version,
-        "git_commit": git_commit(),  # "-dirty" appended when tracked files differ from the commit
-        "float32_matmul_precision": torch.get_float32_matmul_precision(),
-    }
+    meta = bench_meta(0 if cuda else None, "cpu (smoke run: timings and MFU are meaningless)")
+    meta["float32_matmul_precision"] = torch.get_float32_matmul_precision()
     if cuda:
-        p = torch.cuda.get_device_properties(0)
-        meta.update(
-            device=torch.cuda.get_device_name(0),
-            capability=".".join(map(str, torch.cuda.get_device_capability(0))),
-            sm_count=p.multi_processor_count,
-            memory_gib=round(p.total_memory / 2**30, 1),
-            cudnn=torch.backends.cudnn.version(),
-        )
-    else:
-        meta["device"] = "cpu (smoke run: timings and MFU are meaningless)"
+        meta["cudnn"] = torch.backends.cudnn.version()
     return meta
 
 

@@ -8,8 +8,8 @@ multi-GB CUDA build of torch by pointing pip at a CPU wheel, e.g. ``PIP_CONSTRAI
     nox -s lint                   # ruff check + format check
     nox -s notebooks              # execute every notebook, 300 s per cell at most
     nox -s bench                  # pytest-benchmark benchmarks, side by side with their baselines
-    nox -s replicate              # every replication at its default tier
-    nox -s replicate -- chinchilla  # only the named ones
+    nox -s replicate              # every replication at its quickest tier (kaplan: smoke; chinchilla: refit)
+    nox -s replicate -- kaplan --tier cpu  # arguments after -- go to 'scaling replicate'
 """
 
 from __future__ import annotations
@@ -106,7 +106,8 @@ def bench(session: nox.Session) -> None:
 
 @nox.session(venv_backend="none", default=False)
 def replicate(session: nox.Session) -> None:
-    """Run every replication (or those named after --) at its default tier and print the verdicts."""
+    """Run every replication at its quickest end-to-end tier (kaplan: smoke; chinchilla: refit) and print the
+    verdicts; arguments after -- go to 'scaling replicate' instead (e.g. -- kaplan --tier cpu)."""
     bindir = _shared_env(session)
-    names = session.posargs or ["--all"]
+    names = session.posargs or ["--all", "--smoke"]
     session.run(str(bindir / "scaling"), "replicate", *names, env=_env(), external=True)

@@ -15,7 +15,7 @@ import pkgutil
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +35,9 @@ class TierContext:
     n_bootstrap: int
     seed: int = 0
     log: Callable[[str], None] = print
+    train: bool = True  # False: read the tier's committed run records, never train (``scaling audit``)
+    sweeps: tuple[Path, ...] = ()  # the tier's sweep specs (filled in from :attr:`Tier.sweeps`)
+    workers: int | None = None  # training processes (None: the sweep module's default)
 
 
 @dataclass
@@ -55,30 +58,74 @@ class Tier:
     measure: Callable[[TierContext], TierResult]
     default_bootstrap: int = 1000
     sweeps: tuple[Path, ...] = ()
+    # False for a pipeline check (e.g. a ``smoke`` tier of tiny models): its numbers are shown, but every verdict
+    # is INCONCLUSIVE, because passing or failing a published claim at that scale would mean nothing
+    judged: bool = True
 
 
-def run_tier_sweeps(tier: Tier, ctx: TierContext, *, executor=None, workers: int | None = None) -> dict:
-    """Run each of ``tier.sweeps`` into the tier's run cache, ``ctx.out_dir / "runs"``, and return each sweep's
-    finished runs as a :class:`harness.runs.RunTable`, keyed by the sweep's name.
+def run_tier_sweeps(ctx: TierContext, *, executor=None, workers: int | None = None) -> dict:
+    """Run each of the tier's sweeps (``ctx.sweeps``) into the tier's run cache ``ctx.out_dir`` and return
+    each sweep's finished runs as a :class:`harness.runs.RunTable`, keyed by the sweep's name.
 
+    The tier's runs go through one pool, longest first, and runs shared between sweeps are trained once.
     Finished runs are skipped and interrupted ones resume from their checkpoints, so a tier too long for one
-    sitting is run in pieces by calling this again; runs shared between sweeps are trained once. Failed runs
-    are listed in each table's ``failed`` and never enter a fit.
+    sitting is run in pieces by calling this again. Failed runs are listed in each table's ``failed`` and never
+    enter a fit. With ``ctx.train`` false nothing is trained: the records are read back through the sweeps'
+    manifests (see :func:`load_tier_sweeps`).
+    """
+    from .sweep import DEFAULT_WORKERS, SweepPlan, load_spec, plan, run_sweep, write_manifest
+
+    if not ctx.train:
+        return load_tier_sweeps(ctx)
+    plans = [plan(load_spec(path), log=ctx.log) for path in ctx.sweeps]
+    unique = {}
+    for sp in plans:
+        write_manifest(sp, ctx.out_dir)
+        for r in sp.runs:
+            unique.setdefault(r.run_id, replace(r, origin=f"{sp.name}: {r.origin}"))
+    dropped = [d for sp in plans for d in sp.dropped]
+    whole = SweepPlan(f"tier-{ctx.tier}", list(unique.values()), dropped)
+    workers = workers or ctx.workers or DEFAULT_WORKERS
+    run_sweep(whole, ctx.out_dir, executor=executor, workers=workers, stream=sys.stderr)
+    return load_tier_sweeps(ctx)
+
+
+def load_tier_sweeps(ctx: TierContext) -> dict:
+    """The finished runs of each of the tier's sweeps (``ctx.sweeps``), read from ``ctx.out_dir`` without
+    training or data.
+
+    Each sweep's manifest (written when it ran) names its runs; the spec is expanded again and compared with
+    the manifest, so records made from an older version of a spec are refused rather than silently mixed in.
     """
     from .runs import load_runs
-    from .sweep import DEFAULT_WORKERS, load_spec, plan, run_sweep
+    from .sweep import expand, load_spec, manifest_path
 
-    cache = ctx.out_dir / "runs"
-    plans = []
-    for path in tier.sweeps:
+    how = f"run 'scaling replicate' with --tier {ctx.tier} to train them"
+    out: dict = {}
+    table = None
+    for path in ctx.sweeps:
         spec = load_spec(path)
-        plans.append(plan(spec, log=ctx.log))
-    for sp in plans:
-        run_sweep(sp, cache, executor=executor, workers=workers or DEFAULT_WORKERS, stream=sys.stderr)
-    if not (cache / "runs").exists():
-        raise UserError(f"the sweeps of tier {tier.name!r} produced no run records in {cache}")
-    table = load_runs(cache)
-    return {sp.name: table.subset([r.run_id for r in sp.runs]) for sp in plans}
+        name = spec["name"]
+        mpath = manifest_path(ctx.out_dir, name)
+        if not mpath.exists():
+            raise UserError(f"no records of sweep {name!r} in {ctx.out_dir}; {how}")
+        manifest = json.loads(mpath.read_text())
+        want = []
+        for cfg, _ in expand(spec)[0]:
+            if cfg.to_dict() not in want:
+                want.append(cfg.to_dict())
+        have = [r["config"] for r in manifest["runs"]]
+        if have != want:
+            raise UserError(f"sweep {name!r} in {path} has changed since its records in {ctx.out_dir} were made; {how}")
+        if table is None:
+            table = load_runs(ctx.out_dir / "runs") if (ctx.out_dir / "runs").exists() else None
+        ids = [r["run_id"] for r in manifest["runs"]]
+        sub = table.subset(ids) if table is not None else None
+        n_done = 0 if sub is None else len(sub) + len(sub.failed)
+        if n_done < len(ids):
+            raise UserError(f"sweep {name!r}: {len(ids) - n_done} of {len(ids)} runs have no record yet; {how}")
+        out[name] = sub
+    return out
 
 
 @dataclass(frozen=True)
@@ -88,7 +135,8 @@ class Replication:
     citation: str
     claims_path: Path
     tiers: dict[str, Tier]
-    default_tier: str
+    default_tier: str  # the tier whose verdicts the claims file records (``scaling audit`` without --tier)
+    smoke_tier: str | None = None  # the quickest end-to-end tier (``scaling replicate --smoke``, CI)
 
     def claims(self) -> ClaimsFile:
         return load_claims(self.claims_path)
@@ -140,8 +188,11 @@ def audit(
     seed: int = 0,
     out_dir: Path | None = None,
     log: Callable[[str], None] = print,
+    train: bool = True,
+    workers: int | None = None,
 ) -> AuditResult:
-    """Measure a replication at a tier and judge its claims (writes nothing)."""
+    """Measure a replication at a tier and judge its claims. With ``train`` a tier that trains models runs its
+    missing runs into its run cache (and writes nothing else); without, it only reads the records there."""
     rep = get(name)
     t = rep.tier(tier)
     claims = rep.claims()
@@ -151,10 +202,16 @@ def audit(
         n_bootstrap=t.default_bootstrap if n_bootstrap is None else n_bootstrap,
         seed=seed,
         log=log,
+        train=train,
+        sweeps=t.sweeps,
+        workers=workers,
     )
     start = time.perf_counter()
     res = t.measure(ctx)
     verdicts = judge_all(claims, res.measurements)
+    if not t.judged:
+        why = f"tier {t.name!r} is a pipeline check, not judged: {t.description}"
+        verdicts = [Verdict(v.claim, v.measurement, "INCONCLUSIVE", v.published_in_ci, why) for v in verdicts]
     return AuditResult(rep, t.name, verdicts, res, time.perf_counter() - start)
 
 

@@ -420,6 +420,23 @@ class Progress:
             self.stream.flush()
 
 
+def manifest_path(out: str | os.PathLike, name: str) -> Path:
+    return Path(out) / "sweeps" / f"{name}.json"
+
+
+def write_manifest(sweep: SweepPlan, out: str | os.PathLike) -> None:
+    """Record which runs (ids, origins, configs) a sweep consists of, beside the run records. The manifest
+    lets a sweep's records be found again without re-planning it (which needs the data)."""
+    write_json_atomic(
+        manifest_path(out, sweep.name),
+        {
+            "name": sweep.name,
+            "dropped": sweep.dropped,
+            "runs": [{"run_id": r.run_id[:16], "origin": r.origin, "config": r.config.to_dict()} for r in sweep.runs],
+        },
+    )
+
+
 def run_sweep(
     sweep: SweepPlan,
     out: str | os.PathLike,
@@ -437,14 +454,7 @@ def run_sweep(
     out = Path(out)
     stream = stream or sys.stderr
     executor = executor or LocalExecutor(workers, threads)
-    write_json_atomic(
-        out / "sweeps" / f"{sweep.name}.json",
-        {
-            "name": sweep.name,
-            "dropped": sweep.dropped,
-            "runs": [{"run_id": r.run_id[:16], "origin": r.origin, "config": r.config.to_dict()} for r in sweep.runs],
-        },
-    )
+    write_manifest(sweep, out)
     todo, results = [], {}
     for r in sweep.runs:
         rec_path, _ = run_paths(out, r.run_id)
@@ -460,6 +470,8 @@ def run_sweep(
                 }
                 continue
         todo.append(r)
+    # longest first: with a pool of workers this keeps the slowest run from starting last (shorter makespan)
+    todo.sort(key=lambda r: -model_counts(r.config.model).flops_per_token_hoffmann * r.config.tokens)
     how = executor.setup(len(todo), out)
     bar = Progress(len(sweep.runs), len(results), stream)
     stream.write(

@@ -12,7 +12,8 @@ def register(sub) -> None:
         "audit",
         help="print the verdict table of a replication's claims",
         description=(
-            "Compute every claim's verdict for a replication. Exit status 0 when the audit ran, whatever the "
+            "Compute every claim's verdict for a replication from its data or its committed run records (an audit "
+            "never trains: 'scaling replicate' does). Exit status 0 when the audit ran, whatever the "
             "verdicts; 2 when it could not run; 1 with --strict when a verdict differs from the one recorded "
             "in the claims file."
         ),
@@ -49,6 +50,7 @@ def run(args) -> int:
         n_bootstrap=args.bootstrap,
         seed=args.seed,
         log=(lambda s: print(s, file=sys.stderr)) if not quiet else (lambda s: None),
+        train=False,
     )
     title = f"{a.replication.title} — tier {a.tier}"
     if args.format == "json":
@@ -57,7 +59,12 @@ def run(args) -> int:
         print(format_markdown(a.verdicts, title))
     else:
         print(format_table(a.verdicts, title))
-    if args.strict:
+    if args.strict and a.tier != a.replication.default_tier:
+        print(
+            f"--strict: recorded verdicts refer to tier {a.replication.default_tier!r}; nothing to compare",
+            file=sys.stderr,
+        )
+    elif args.strict:
         bad = regressions(a.verdicts)
         for v in bad:
             print(f"regression: {v.claim.id} is {v.verdict}, recorded {v.claim.recorded}", file=sys.stderr)

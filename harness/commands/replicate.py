@@ -18,9 +18,17 @@ def register(sub) -> None:
     p.add_argument("--all", action="store_true", help="run every available replication")
     p.add_argument("--list", action="store_true", help="list replications and their tiers, then exit")
     p.add_argument("--tier", help="tier (default: each replication's default tier)")
+    p.add_argument(
+        "--smoke",
+        action="store_true",
+        help="run each replication's quickest end-to-end tier (what CI runs), e.g. kaplan's 'smoke'",
+    )
+    p.add_argument("--workers", type=int, default=None, help="training processes for tiers that train (default 2)")
     p.add_argument("--bootstrap", type=int, default=None, metavar="N", help="bootstrap resamples (default: the tier's)")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--out", type=Path, default=None, help="results folder (default: results/NAME/TIER)")
+    p.add_argument(
+        "--out", type=Path, default=None, help="results folder, run cache included (default: results/NAME/TIER)"
+    )
     p.set_defaults(func=run)
 
 
@@ -39,9 +47,21 @@ def run(args) -> int:
     names = available() if args.all else args.names
     if not names:
         raise UserError("name a replication, or pass --all (see --list)")
+    if args.smoke and args.tier:
+        raise UserError("--smoke and --tier are exclusive")
     for name in names:
+        tier = args.tier
+        if args.smoke:
+            rep = get(name)
+            tier = rep.smoke_tier or rep.default_tier
         a = audit(
-            name, tier=args.tier, n_bootstrap=args.bootstrap, seed=args.seed, log=lambda s: print(s, file=sys.stderr)
+            name,
+            tier=tier,
+            n_bootstrap=args.bootstrap,
+            seed=args.seed,
+            log=lambda s: print(s, file=sys.stderr),
+            workers=args.workers,
+            out_dir=args.out if len(names) == 1 else None,
         )
         out = write_results(a, args.out if len(names) == 1 else None)
         print(format_table(a.verdicts, f"{a.replication.title} — tier {a.tier}"))

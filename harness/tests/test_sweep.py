@@ -226,7 +226,7 @@ def test_grid_aspect_ratios_give_shapes_of_one_size(data_dir):
 
 
 def test_tier_sweeps_run_into_the_tier_cache_and_resume(data_dir, tmp_path):
-    from harness.replication import Tier, TierContext, run_tier_sweeps
+    from harness.replication import TierContext, run_tier_sweeps
 
     base = _spec(data_dir)["base"]
     lines = [f'data = "{base["data"]}"', 'tokenizer = "byte"', "batch_tokens = 64", "eval_points = 3"]
@@ -236,13 +236,26 @@ def test_tier_sweeps_run_into_the_tier_cache_and_resume(data_dir, tmp_path):
     a.write_text(f'name = "a"\n[grid]\nN = [3e3]\nD = [640, 1280]\n[base]\n{body}\n')
     b = tmp_path / "b.toml"  # shares the run N=3e3, D=640 with sweep a
     b.write_text(f'name = "b"\n[grid]\nN = [3e3, 1.2e4]\nD = [640]\n[base]\n{body}\n')
-    tier = Tier("t", "test tier", measure=lambda ctx: None, sweeps=(a, b))
-    ctx = TierContext(tier="t", out_dir=tmp_path / "out", n_bootstrap=0, log=lambda s: None)
-    first = run_tier_sweeps(tier, ctx, workers=1)
+    ctx = TierContext(tier="t", out_dir=tmp_path / "out", n_bootstrap=0, log=lambda s: None, sweeps=(a, b))
+    first = run_tier_sweeps(ctx, workers=1)
     assert {k: len(v) for k, v in first.items()} == {"a": 2, "b": 2}
-    records = sorted((tmp_path / "out" / "runs" / "runs").glob("*.json"))
+    records = sorted((tmp_path / "out" / "runs").glob("*.json"))
     assert len(records) == 3  # the shared run was trained once
     stamps = [r.stat().st_mtime_ns for r in records]
-    again = run_tier_sweeps(tier, ctx, workers=1)
+    again = run_tier_sweeps(ctx, workers=1)
     assert [r.stat().st_mtime_ns for r in records] == stamps  # nothing retrained
     assert list(again["b"]["loss"]) == list(first["b"]["loss"])
+
+    # Reading back without training (what `scaling audit` does) needs neither the data nor a trainer ...
+    ctx.train = False
+    read = run_tier_sweeps(ctx)
+    assert list(read["a"]["loss"]) == list(first["a"]["loss"]) and list(read["b"]["D"]) == list(first["b"]["D"])
+    # ... and refuses records made from another version of a spec instead of mixing them in
+    b.write_text(f'name = "b"\n[grid]\nN = [3e3, 1.2e4]\nD = [1280]\n[base]\n{body}\n')
+    with pytest.raises(UserError, match="has changed since its records"):
+        run_tier_sweeps(ctx)
+    c = tmp_path / "c.toml"
+    c.write_text(f'name = "c"\n[grid]\nN = [3e3]\nD = [640]\n[base]\n{body}\n')
+    ctx.sweeps = (a, c)
+    with pytest.raises(UserError, match="no records of sweep 'c'"):
+        run_tier_sweeps(ctx)

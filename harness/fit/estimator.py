@@ -276,6 +276,7 @@ class ScalingLaw:
         n_resamples: int = 1000,
         *,
         seed: int = 0,
+        groups: np.ndarray | None = None,
         starts: np.ndarray | None = None,
         n_starts_from_fit: int = 8,
         chunk_rows: int = 20000,
@@ -296,12 +297,26 @@ class ScalingLaw:
         replicate started at the full-data optimum stops after a step or two, which gives intervals far too
         narrow. An interval must describe the estimator, not where an optimiser gave up. Replicates still
         running after ``max_iter`` iterations count as failed and are reported in ``n_failed``.
+
+        ``groups`` (one label per point) makes it a cluster bootstrap: whole groups are resampled, e.g. the
+        points of one learning curve, which are not independent of each other and would give intervals too
+        narrow if resampled one by one.
         """
         self._check_fitted()
         rng = np.random.default_rng(seed)
         n = self.y_.shape[0]
-        p = self.sample_weight_ / self.sample_weight_.sum()
-        counts = rng.multinomial(n, p, size=n_resamples).astype(float)
+        if groups is None:
+            p = self.sample_weight_ / self.sample_weight_.sum()
+            counts = rng.multinomial(n, p, size=n_resamples).astype(float)
+        else:
+            groups = np.asarray(groups)
+            if groups.shape != (n,):
+                raise FitInputError(f"groups must give one label per fitted point ({n}), got shape {groups.shape}")
+            labels, index = np.unique(groups, return_inverse=True)
+            if len(labels) < 2:
+                raise FitInputError("a cluster bootstrap needs at least 2 groups")
+            g = rng.multinomial(len(labels), np.full(len(labels), 1.0 / len(labels)), size=n_resamples)
+            counts = g[:, index].astype(float) * self.sample_weight_[None, :]
         base = self.distinct_optima(n_starts_from_fit)
         if starts is not None:
             base = np.concatenate([base, np.asarray(starts, dtype=float)], axis=0)

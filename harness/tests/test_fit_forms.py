@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from harness.fit import FitWarning, ScalingLaw, available_forms, get_form
+from harness.fit.estimator import FitInputError
 
 RNG = np.random.default_rng(1234)
 
@@ -122,3 +123,21 @@ def test_predict_matches_formula():
     lhs = (e - m["e_inf"]) / (m["e_0"] - e) ** m["alpha"]
     assert lhs == pytest.approx(m["beta"] * 1e4 ** m["c"], rel=1e-9)
     assert math.isfinite(e)
+
+
+def test_cluster_bootstrap_resamples_whole_groups():
+    # 8 "learning curves" of 12 points each over their own stretch of x; each curve has its own offset, so the
+    # points of one curve are correlated and resampling them one by one understates the uncertainty.
+    rng = np.random.default_rng(1)
+    x = np.concatenate([np.logspace(3 + 0.4 * g, 3.5 + 0.4 * g, 12) for g in range(8)])
+    groups = np.repeat(np.arange(8), 12)
+    offset = rng.normal(0, 0.05, 8)[groups]
+    y = 5.0 * x**-0.1 * np.exp(offset + rng.normal(0, 0.002, x.size))
+    law = ScalingLaw("power", loss="mse").fit(x, y)
+    points = law.bootstrap(300, seed=0)
+    clusters = law.bootstrap(300, seed=0, groups=groups)
+    w_points = np.diff(points.interval("alpha"))[0]
+    w_clusters = np.diff(clusters.interval("alpha"))[0]
+    assert w_clusters > 3 * w_points  # the curve-level offsets show up only when whole curves are resampled
+    with pytest.raises(FitInputError, match="one label per fitted point"):
+        law.bootstrap(10, groups=groups[:-1])

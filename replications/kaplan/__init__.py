@@ -1,0 +1,58 @@
+"""Kaplan et al. (2020), "Scaling Laws for Neural Language Models", replicated at small scale.
+
+Our own Transformers and LSTMs trained on the default corpus, fitted with the paper's functional forms, and
+judged against its exponents and qualitative claims (``claims.toml``). Three tiers share one analysis
+(``analysis.py``) and differ only in their sweep specs (``sweeps/<tier>/``):
+
+* ``smoke``: a pipeline check of tiny models (about a minute on 2 CPU cores; CI runs it). Not judged.
+* ``cpu``: the replication proper, 1.5e3 - 1e6 non-embedding parameters, about an hour on 2 CPU cores. Its
+  run records are committed in ``results/kaplan/cpu/``, so ``scaling audit kaplan`` re-derives every verdict
+  without training.
+* ``gpu``: the same plan up to 1e8 parameters for one H100-class GPU, resumable in steps under 10 minutes.
+"""
+
+from pathlib import Path
+
+from harness.replication import Replication, Tier
+
+from .analysis import measure
+
+SWEEPS = Path(__file__).with_name("sweeps")
+
+
+def _specs(tier: str) -> tuple[Path, ...]:
+    return tuple(SWEEPS / tier / f"{role}.toml" for role in ("nd", "data", "aspect", "lstm"))
+
+
+REPLICATION = Replication(
+    name="kaplan",
+    title="Kaplan et al. (2020) scaling laws at small scale",
+    citation="Kaplan et al. (2020), arXiv:2001.08361",
+    claims_path=Path(__file__).with_name("claims.toml"),
+    tiers={
+        "smoke": Tier(
+            name="smoke",
+            description="11 tiny runs (1.5e3 - 5e4 parameters, 1e5 - 3e5 tokens), about a minute on 2 CPU cores",
+            measure=measure,
+            default_bootstrap=200,
+            sweeps=_specs("smoke"),
+            judged=False,
+        ),
+        "cpu": Tier(
+            name="cpu",
+            description="38 runs, Transformers 1.5e3 - 1e6 and LSTMs 1.6e4 - 3e5 parameters, up to 6.5e6 tokens",
+            measure=measure,
+            default_bootstrap=1000,
+            sweeps=_specs("cpu"),
+        ),
+        "gpu": Tier(
+            name="gpu",
+            description="the same plan at 1e5 - 1e8 parameters for one H100-class GPU (bf16)",
+            measure=measure,
+            default_bootstrap=1000,
+            sweeps=_specs("gpu"),
+        ),
+    },
+    default_tier="cpu",
+    smoke_tier="smoke",
+)

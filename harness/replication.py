@@ -38,6 +38,7 @@ class TierContext:
     train: bool = True  # False: read the tier's committed run records, never train (``scaling audit``)
     sweeps: tuple[Path, ...] = ()  # the tier's sweep specs (filled in from :attr:`Tier.sweeps`)
     workers: int | None = None  # training processes (None: the sweep module's default)
+    replication: str = "NAME"  # for messages
 
 
 @dataclass
@@ -100,7 +101,7 @@ def load_tier_sweeps(ctx: TierContext) -> dict:
     from .runs import load_runs
     from .sweep import expand, load_spec, manifest_path
 
-    how = f"run 'scaling replicate' with --tier {ctx.tier} to train them"
+    how = f"run 'scaling replicate {ctx.replication} --tier {ctx.tier}' to train them"
     out: dict = {}
     table = None
     for path in ctx.sweeps:
@@ -205,6 +206,7 @@ def audit(
         train=train,
         sweeps=t.sweeps,
         workers=workers,
+        replication=rep.name,
     )
     start = time.perf_counter()
     res = t.measure(ctx)

@@ -129,3 +129,25 @@ def test_strict_fails_on_a_verdict_that_differs_from_the_recorded_one(tmp_path, 
     monkeypatch.setattr(replication, "get", lambda name: replace(rep, claims_path=path))
     assert main(["audit", "chinchilla", "--bootstrap", "50", "--strict"]) == 1
     assert "regression: hoffmann.eq10.E is FAIL, recorded PASS" in capsys.readouterr().err
+
+
+def test_unjudged_tier_shows_numbers_but_judges_nothing(monkeypatch, capsys, chinchilla_data):
+    from dataclasses import replace
+
+    from harness import replication
+
+    rep = replication.get("chinchilla")
+    tier = replace(rep.tiers["refit"], judged=False)
+    monkeypatch.setattr(replication, "get", lambda name: replace(rep, tiers={"refit": tier}))
+    assert main(["audit", "chinchilla", "--bootstrap", "20", "--format", "json"]) == 0
+    claims = json.loads(capsys.readouterr().out)["claims"]
+    assert all(c["verdict"] == "INCONCLUSIVE" and "pipeline check" in c["reason"] for c in claims)
+    assert all(c["measured"] is not None for c in claims if c["id"].startswith("besiroglu.sum_fit"))
+
+
+def test_replicate_smoke_falls_back_to_the_default_tier(tmp_path, capsys, chinchilla_data):
+    # chinchilla has no smoke tier: --smoke runs its default (refit), which is quick already
+    assert main(["replicate", "chinchilla", "--smoke", "--bootstrap", "20", "--out", str(tmp_path)]) == 0
+    audit = json.loads((tmp_path / "audit.json").read_text())
+    assert audit["tier"] == "refit" and len(audit["claims"]) == 17
+    assert main(["replicate", "chinchilla", "--smoke", "--tier", "refit"]) == 2

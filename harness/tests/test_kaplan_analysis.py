@@ -114,3 +114,22 @@ def test_every_claim_gets_a_verdict_with_an_interval(synthetic):
     assert len(verdicts) == len(REPLICATION.claims().claims) >= 15
     assert all(v.verdict in ("PASS", "FAIL") for v in verdicts)  # every measurement exists
     assert all(v.measurement.ci is not None for v in verdicts)  # and carries a bootstrap interval
+
+
+@pytest.mark.parametrize("tier", ["smoke", "cpu", "gpu"])
+def test_tier_plans_meet_the_replication_design(tier):
+    from harness.models import model_counts
+    from harness.sweep import expand, load_spec
+
+    t = REPLICATION.tier(tier)
+    runs = {p.stem: [c for c, _ in expand(load_spec(p))[0]] for p in t.sweeps}
+    assert set(runs) == {"nd", "data", "aspect", "lstm"}
+    gpts = [c for role in ("nd", "data", "aspect") for c in runs[role]]
+    assert all(c.model.name == "gpt" and c.model.n_layer >= 2 for c in gpts)  # no one-layer models (Sec. 3.1)
+    assert {c.model.name for c in runs["lstm"]} == {"lstm"}
+    assert len({(c.model.n_layer, c.model.d_model) for c in runs["aspect"]}) >= 2
+    if tier != "smoke":
+        n = [model_counts(c.model).n_kaplan for c in runs["nd"]]
+        assert np.log10(max(n) / min(n)) >= 2.5  # Transformers spanning at least 2.5 decades of N ...
+        assert len({(c.model.n_layer, c.model.d_model) for c in runs["aspect"]}) == 3  # ... three shapes ...
+        assert len(runs["lstm"]) >= 4  # ... and four LSTM sizes

@@ -32,7 +32,7 @@ REPLICATION = Replication(
     tiers={
         "smoke": Tier(
             name="smoke",
-            description="11 tiny runs (1.5e3 - 5e4 parameters, 1e5 - 3e5 tokens), about a minute on 2 CPU cores",
+            description="10 tiny runs (1.5e3 - 5e4 parameters, 1e5 - 3e5 tokens), about a minute on 2 CPU cores",
             measure=measure,
             default_bootstrap=200,
             sweeps=_specs("smoke"),

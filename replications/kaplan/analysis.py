@@ -417,6 +417,26 @@ def load_union(a: RunTable, b: RunTable, ids: list[str]) -> RunTable:
     return RunTable(cols, [recs[i] for i in ids], [*a.failed, *b.failed])
 
 
+def load(tier: str = "cpu", n_bootstrap: int = 1000, seed: int = 0, out_dir=None, log=print) -> KaplanAnalysis:
+    """The analysis of a tier from its committed run records (no training, no data): what the notebook shows."""
+    from harness.replication import RESULTS_DIR
+
+    from . import REPLICATION
+
+    t = REPLICATION.tier(tier)
+    ctx = TierContext(
+        tier=t.name,
+        out_dir=out_dir or RESULTS_DIR / "kaplan" / t.name,
+        n_bootstrap=n_bootstrap,
+        seed=seed,
+        log=log,
+        train=False,
+        sweeps=t.sweeps,
+        replication="kaplan",
+    )
+    return analyse(run_tier_sweeps(ctx), n_bootstrap, seed, log)
+
+
 def measure(ctx: TierContext) -> TierResult:
     """Train the tier's missing runs (unless ``ctx.train`` is false), fit, measure, draw."""
     from . import figures

@@ -13,6 +13,7 @@ Spec (every section optional except one of ``grid`` / ``isoflop``)::
     D = [2.5e5, 1e6]
     seeds = [0]
     aspect = [8, 32, 128]       # optional: shapes of several aspect ratios (d_model / n_layer) at each N
+    min_layers = 2              # optional: at least this many layers (GPT), whatever the aspect ratio
     [isoflop]                   # for each compute budget C, each N with D = C / (6 N)
     C = [1e12, 1e13]
     N = [1e4, 3e4, 1e5]
@@ -88,11 +89,10 @@ def _floats(v: Any, what: str) -> list[float]:
     return out
 
 
-def _config(base: dict, n: float, d: float, seed: int, aspect: int | None = None) -> TrainConfig:
+def _config(base: dict, n: float, d: float, seed: int, shape_kw: dict | None = None) -> TrainConfig:
     b = json.loads(json.dumps(base))  # deep copy
     model = b.pop("model", {})
-    shape_kw = {} if aspect is None else {"aspect": aspect}
-    model = {**model, **shape_for_n(n, model.get("name", "gpt"), **shape_kw)}
+    model = {**model, **shape_for_n(n, model.get("name", "gpt"), **(shape_kw or {}))}
     return TrainConfig.from_dict({**b, "model": model, "tokens": int(d), "seed": seed})
 
 
@@ -112,12 +112,15 @@ def expand(spec: dict) -> tuple[list[tuple[TrainConfig, str]], list[str]]:
         seeds = [int(s) for s in g.get("seeds", [0])]
         # optional: model aspect ratios (d_model / n_layer for the GPT) at each N, for shape sweeps
         aspects = [None] if "aspect" not in g else [int(a) for a in _floats(g["aspect"], "grid.aspect")]
+        # optional: a floor on the GPT's depth where the aspect ratio would give fewer layers at small N
+        floor = {} if "min_layers" not in g else {"min_layers": int(g["min_layers"])}
         for n in _floats(g.get("N"), "grid.N"):
             for a in aspects:
+                kw = {**floor, **({} if a is None else {"aspect": a})}
                 for d in _floats(g.get("D"), "grid.D"):
                     for s in seeds:
                         tag = "" if a is None else f" aspect={a}"
-                        out.append((_config(base, n, d, s, a), f"grid N={n:.3g}{tag} D={d:.3g} seed={s}"))
+                        out.append((_config(base, n, d, s, kw), f"grid N={n:.3g}{tag} D={d:.3g} seed={s}"))
     if "isoflop" in spec:
         g = spec["isoflop"]
         seeds = [int(s) for s in g.get("seeds", [0])]

@@ -167,9 +167,10 @@ class GPT(LanguageModel):
         return ModelCounts(n_kaplan, n_non_emb, n_non_emb + emb, float(kaplan), float(3 * forward))
 
     @classmethod
-    def shape_for(cls, n: float, aspect: int = ASPECT, head_dim: int = HEAD_DIM) -> dict[str, int]:
-        # 12 L d^2 = n with d = aspect * L  =>  L = (n / (12 aspect^2))^(1/3)
-        n_layer = max(1, round((n / (12 * aspect**2)) ** (1 / 3)))
+    def shape_for(cls, n: float, aspect: int = ASPECT, head_dim: int = HEAD_DIM, min_layers: int = 1) -> dict[str, int]:
+        # 12 L d^2 = n with d = aspect * L  =>  L = (n / (12 aspect^2))^(1/3); at small n the aspect ratio gives
+        # way to ``min_layers`` (Kaplan et al. Sec. 3.1: one-layer models fall off the trend)
+        n_layer = max(1, min_layers, round((n / (12 * aspect**2)) ** (1 / 3)))
         d_float = math.sqrt(n / (12 * n_layer))
         n_head = max(1, round(d_float / head_dim))
         per_head = max(8, 8 * round(d_float / n_head / 8))

@@ -225,6 +225,15 @@ def test_grid_aspect_ratios_give_shapes_of_one_size(data_dir):
     assert all("aspect=" in origin for _, origin in configs)
 
 
+def test_grid_min_layers_floors_the_depth_of_small_models(data_dir):
+    plain, _ = expand(_spec(data_dir, grid={"N": [3e3, 1e6], "D": [640]}))
+    floored, _ = expand(_spec(data_dir, grid={"N": [3e3, 1e6], "D": [640], "min_layers": 2}))
+    assert plain[0][0].model.n_layer == 1 and floored[0][0].model.n_layer == 2  # the small one gets a 2nd layer
+    assert plain[1][0].model == floored[1][0].model  # a size deep enough already is left alone
+    n = model_counts(floored[0][0].model).n_kaplan
+    assert 0.4 < n / 3e3 < 2.5  # ... at about the requested size
+
+
 def test_tier_sweeps_run_into_the_tier_cache_and_resume(data_dir, tmp_path):
     from harness.replication import TierContext, run_tier_sweeps
 

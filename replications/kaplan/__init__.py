@@ -40,7 +40,7 @@ REPLICATION = Replication(
         ),
         "cpu": Tier(
             name="cpu",
-            description="38 runs, Transformers 1.5e3 - 1e6 and LSTMs 1.6e4 - 3e5 parameters, up to 6.5e6 tokens",
+            description="37 runs, Transformers 1.5e3 - 1e6 and LSTMs 1.6e4 - 3e5 parameters, up to 6.5e6 tokens",
             measure=measure,
             default_bootstrap=1000,
             sweeps=_specs("cpu"),

@@ -24,7 +24,9 @@ Tolerance kinds:
 * ``ci``: PASS when the published value lies inside the measured bootstrap interval at that level: "the
   paper's number is statistically consistent with its own data".
 * ``min`` / ``max``: one-sided bound on the measured value (``published`` is then what the paper reports, and
-  the bound is the claim's threshold).
+  the bound is the claim's threshold). With a bootstrap interval the whole interval is judged: PASS when it lies
+  on the claim's side of the bound, FAIL when it lies on the other, INCONCLUSIVE when it straddles the bound (a
+  sign or threshold the data cannot settle is not a result either way). Without an interval, the value is.
 * ``equals``: a qualitative claim, PASS when the measured boolean equals it.
 """
 
@@ -197,10 +199,16 @@ def judge(claim: Claim, m: Measurement | None) -> Verdict:
         ok = abs(value - float(pub)) <= float(tol)
     elif kind == "rel":
         ok = abs(value - float(pub)) <= float(tol) * abs(float(pub))
-    elif kind == "min":
-        ok = value >= float(tol)
-    elif kind == "max":
-        ok = value <= float(tol)
+    elif kind in ("min", "max"):
+        holds = (lambda x: x >= float(tol)) if kind == "min" else (lambda x: x <= float(tol))
+        if m.ci is not None:  # one-sided claims are judged on the whole interval, not on the point alone
+            lo, hi = m.ci
+            if holds(lo) != holds(hi):
+                why = f"the {_level(m)} interval [{lo:.4g}, {hi:.4g}] straddles the bound {float(tol):g}"
+                return Verdict(claim, m, "INCONCLUSIVE", in_ci, why)
+            ok = holds(lo) and holds(hi)
+        else:
+            ok = holds(value)
     else:  # ci
         if m.ci is None:
             return Verdict(claim, m, "INCONCLUSIVE", None, "no bootstrap interval to compare with")
@@ -208,6 +216,10 @@ def judge(claim: Claim, m: Measurement | None) -> Verdict:
             return Verdict(claim, m, "INCONCLUSIVE", in_ci, f"interval level {m.ci_level} is not the claim's {tol}")
         ok = bool(in_ci)
     return Verdict(claim, m, "PASS" if ok else "FAIL", in_ci)
+
+
+def _level(m: Measurement) -> str:
+    return f"{100 * m.ci_level:g}%" if m.ci_level else "bootstrap"
 
 
 def judge_all(claims: ClaimsFile, measurements: dict[str, Measurement]) -> list[Verdict]:

@@ -32,6 +32,10 @@ def claim(tol, published=1.0, recorded=None):
         ({"ci": 0.95}, 1.3, None, "INCONCLUSIVE"),
         ({"min": 0.5}, 0.6, None, "PASS"),
         ({"max": 0.5}, 0.6, None, "FAIL"),
+        ({"min": 0.0}, 0.2, (0.1, 0.3), "PASS"),  # one-sided with an interval: the whole interval is judged
+        ({"min": 0.0}, -0.2, (-0.3, -0.1), "FAIL"),
+        ({"min": 0.0}, 0.2, (-0.1, 0.3), "INCONCLUSIVE"),  # the point passes, but the sign is not settled
+        ({"max": 0.02}, 0.002, (-0.13, 0.13), "INCONCLUSIVE"),
         ({"abs": 0.1}, float("nan"), None, "INCONCLUSIVE"),
     ],
 )

@@ -80,6 +80,7 @@ class Bootstrap:
     n_failed: int
     seed: int
     extra: dict[str, np.ndarray] = field(default_factory=dict)
+    weights: np.ndarray | None = None  # (n_ok, n_points) each replicate's multiplicities of the fitted points
 
     def column(self, name: str) -> np.ndarray:
         if name in self.extra:
@@ -343,4 +344,4 @@ class ScalingLaw:
                 progress(done, n_resamples)
         good = ~np.isnan(best_raw).any(axis=1)
         samples = self._natural(best_raw[good])
-        return Bootstrap(self.param_names, samples, n_resamples, int((~good).sum()), seed)
+        return Bootstrap(self.param_names, samples, n_resamples, int((~good).sum()), seed, weights=counts[good])

@@ -89,10 +89,11 @@ class PowerFit:
         return float(1 - np.sum(self.residuals() ** 2) / np.sum((ly - ly.mean()) ** 2))
 
     def max_residual_interval(self) -> tuple[float, float]:
-        """Interval of max |log residual| over the bootstrap replicates' laws evaluated on all points."""
+        """Bootstrap interval of the max |log residual|: each replicate's law on the points it was fitted to."""
         a, al = self.boot.column("A"), self.boot.column("alpha")
         pred = np.log(a)[:, None] - al[:, None] * np.log(self.x)[None, :]
-        m = np.max(np.abs(np.log(self.y)[None, :] - pred), axis=1)
+        resid = np.abs(np.log(self.y)[None, :] - pred)
+        m = np.max(np.where(self.boot.weights > 0, resid, 0.0), axis=1)
         lo, hi = np.quantile(m, [(1 - LEVEL) / 2, (1 + LEVEL) / 2])
         return float(lo), float(hi)
 
@@ -280,7 +281,7 @@ class KaplanAnalysis:
                 float(np.max(np.abs(f.residuals()))),
                 lo_hi,
                 LEVEL,
-                f"{note}; interval: the replicates' laws on all points",
+                f"{note}; interval: each bootstrap replicate's fit on its own resampled points",
             )
         e = self.envelope
         env_note = (

@@ -135,7 +135,8 @@ def test_tier_plans_meet_the_replication_design(tier):
 
     t = REPLICATION.tier(tier)
     runs = {p.stem: [c for c, _ in expand(load_spec(p))[0]] for p in t.sweeps}
-    assert set(runs) == {"nd", "data", "aspect", "lstm"}
+    assert set(runs) == {"nd", "data", "aspect", "lstm", "seeds"}
+    assert len({c.seed for c in runs["seeds"]}) == 3
     gpts = [c for role in ("nd", "data", "aspect") for c in runs[role]]
     assert all(c.model.name == "gpt" and c.model.n_layer >= 2 for c in gpts)  # no one-layer models (Sec. 3.1)
     assert {c.model.name for c in runs["lstm"]} == {"lstm"}

@@ -21,7 +21,7 @@ SWEEPS = Path(__file__).with_name("sweeps")
 
 
 def _specs(tier: str) -> tuple[Path, ...]:
-    return tuple(SWEEPS / tier / f"{role}.toml" for role in ("nd", "data", "aspect", "lstm"))
+    return tuple(SWEEPS / tier / f"{role}.toml" for role in ("nd", "data", "aspect", "lstm", "seeds"))
 
 
 REPLICATION = Replication(
@@ -32,7 +32,7 @@ REPLICATION = Replication(
     tiers={
         "smoke": Tier(
             name="smoke",
-            description="10 tiny runs (1.5e3 - 5e4 parameters, 1e5 - 3e5 tokens), about a minute on 2 CPU cores",
+            description="12 tiny runs (1.5e3 - 5e4 parameters, 1e5 - 3e5 tokens), about a minute on 2 CPU cores",
             measure=measure,
             default_bootstrap=200,
             sweeps=_specs("smoke"),
@@ -40,7 +40,7 @@ REPLICATION = Replication(
         ),
         "cpu": Tier(
             name="cpu",
-            description="37 runs, Transformers 1.5e3 - 1e6 and LSTMs 1.6e4 - 3e5 parameters, up to 6.5e6 tokens",
+            description="41 runs, Transformers 1.5e3 - 1e6 and LSTMs 1.6e4 - 3e5 parameters, up to 6.5e6 tokens",
             measure=measure,
             default_bootstrap=1000,
             sweeps=_specs("cpu"),

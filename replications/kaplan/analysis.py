@@ -49,12 +49,14 @@ WARMUP_FRACTION = 0.05  # learning-curve points inside the warmup are transients
 # per-token comparison: mean loss over positions [3/8, 1/2) of the context against [7/8, 1): at n_ctx 256 that is
 # 96-127 (just past Kaplan et al.'s ~100 tokens) against the last 32 positions
 EARLY_BIN, LATE_BIN = (3 / 8, 1 / 2), (7 / 8, 1.0)
-SWEEP_ROLES = ("nd", "data", "aspect", "lstm")
+SWEEP_ROLES = ("nd", "data", "aspect", "lstm", "seeds")  # "seeds" is optional (information only)
 
 
-def _sweep(sweeps: dict[str, RunTable], role: str) -> RunTable:
+def _sweep(sweeps: dict[str, RunTable], role: str, optional: bool = False) -> RunTable | None:
     """The tier's sweep for ``role``: spec names are ``<tier>-<role>`` (e.g. ``cpu-nd``)."""
     hits = [t for name, t in sweeps.items() if name.endswith(f"-{role}")]
+    if optional and not hits:
+        return None
     if len(hits) != 1:
         raise ValueError(f"expected one sweep named '*-{role}', got {sorted(sweeps)}")
     return hits[0]
@@ -200,7 +202,26 @@ class KaplanAnalysis:
     lstm: RunTable
     n_bootstrap: int
     seed: int
+    seeds: RunTable | None = None  # the same configs with several seeds: our own seed-to-seed noise
     notes: dict[str, str] = field(default_factory=dict)
+
+    def seed_noise(self) -> dict[str, dict[str, float]]:
+        """Per size: mean and sample standard deviation of the final loss over seeds (information only)."""
+        if self.seeds is None or not len(self.seeds):
+            return {}
+        out = {}
+        n = self.seeds["N_kaplan"].astype(float)
+        for size in sorted(set(n)):
+            loss = self.seeds["loss"].astype(float)[n == size]
+            if loss.size >= 2:
+                d = float(self.seeds["D"][n == size][0])
+                out[f"N={size:.3g} D={d:.3g}"] = {
+                    "seeds": int(loss.size),
+                    "mean": float(loss.mean()),
+                    "std": float(loss.std(ddof=1)),
+                    "range": float(loss.max() - loss.min()),
+                }
+        return out
 
     # ------------------------------------------------------------------ derived comparisons
     def lstm_gaps(self, params: tuple[np.ndarray, np.ndarray] | None = None) -> np.ndarray:
@@ -405,6 +426,7 @@ def analyse(tables: dict[str, RunTable], n_bootstrap: int = 1000, seed: int = 0,
         lstm=lstm,
         n_bootstrap=n_bootstrap,
         seed=seed,
+        seeds=_sweep(tables, "seeds", optional=True),
     )
 
 
@@ -451,6 +473,7 @@ def measure(ctx: TierContext) -> TierResult:
         figures=figures.all_figures(an),
         artifacts={
             "constants_for_information": an.constants(),
+            "seed_noise": an.seed_noise(),
             "fits": {
                 "L_N": dict(an.L_N.law.params_),
                 "L_D": dict(an.L_D.law.params_),

@@ -180,6 +180,13 @@ class AuditResult:
     result: TierResult
     seconds: float
 
+    def close_figures(self) -> None:
+        """Release the tier's matplotlib figures (pyplot keeps every figure alive until it is closed)."""
+        import matplotlib.pyplot as plt
+
+        for fig in self.result.figures.values():
+            plt.close(fig)
+
 
 def audit(
     name: str,
@@ -242,4 +249,5 @@ def write_results(a: AuditResult, out_dir: Path | None = None) -> Path:
     }
     for fname, fig in a.result.figures.items():
         fig.savefig(out / f"{fname}.png", dpi=120, bbox_inches="tight", metadata=png_meta)
+    a.close_figures()
     return out

@@ -52,6 +52,7 @@ def run(args) -> int:
         log=(lambda s: print(s, file=sys.stderr)) if not quiet else (lambda s: None),
         train=False,
     )
+    a.close_figures()  # an audit prints; only 'scaling replicate' writes figures
     title = f"{a.replication.title} — tier {a.tier}"
     if args.format == "json":
         print(format_json(a.replication.name, a.verdicts, tier=a.tier))

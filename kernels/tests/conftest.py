@@ -1,8 +1,8 @@
 """Kernel tests run on CUDA when there is a device, else on CPU under the Triton interpreter.
 
-``TRITON_INTERPRET`` is read by Triton when a kernel is decorated, i.e. when ``kernels.norms`` /
-``kernels.cross_entropy`` are first imported, so it is set here, before any test module imports them.
-An explicit ``TRITON_INTERPRET`` in the environment is left alone.
+``TRITON_INTERPRET`` is read by Triton when a function is decorated: Triton's own helpers when Triton is
+first imported, our kernels when ``kernels.norms`` / ``kernels.cross_entropy`` are. So it is set here, before
+any test module imports either. An explicit ``TRITON_INTERPRET`` in the environment is left alone.
 """
 
 from __future__ import annotations

@@ -1,5 +1,6 @@
-"""Dispatch (kernels.ops): which backend each setting resolves to, the errors where Triton cannot run, that
-the Triton path really runs the kernels, and that ``import kernels.ops`` stays cheap (no Triton import)."""
+"""Dispatch (kernels.ops): which backend each setting resolves to, the one error type (KernelUnavailable) where
+Triton cannot run, that the Triton path really runs the kernels, that the torch path of the loss is the
+chunked one exactly where it applies, and that ``import kernels.ops`` stays cheap (no Triton import)."""
 
 from __future__ import annotations
 
@@ -29,8 +30,14 @@ def test_torch_backend_is_always_the_reference():
 
 
 def test_unknown_backend_is_rejected():
-    with pytest.raises(ValueError, match="backend must be one of"):
+    with pytest.raises(ValueError, match="backend must be one of auto, triton, torch, got 'cuda'"):
         ops.resolve_backend("cuda", "cpu")
+    with pytest.raises(ValueError, match="backend must be one of"):
+        ops.layer_norm(torch.randn(2, 4), None, None, backend="fast")
+
+
+def test_kernel_unavailable_is_a_runtime_error():
+    assert issubclass(ops.KernelUnavailable, RuntimeError)
 
 
 def test_auto_uses_triton_only_on_cuda(monkeypatch):
@@ -43,19 +50,27 @@ def test_auto_uses_triton_only_on_cuda(monkeypatch):
 
 def test_triton_without_triton_installed_is_an_error(monkeypatch):
     monkeypatch.setattr(ops, "triton_available", lambda: False)
-    with pytest.raises(RuntimeError, match="needs Triton"):
-        ops.resolve_backend("triton", "cuda")
+    for dev in ("cuda", "cpu"):
+        with pytest.raises(ops.KernelUnavailable, match=r"Triton is not importable \(pip install"):
+            ops.resolve_backend("triton", dev)
 
 
 def test_triton_on_cpu_needs_the_interpreter(monkeypatch):
     monkeypatch.setattr(ops, "triton_available", lambda: True)
     monkeypatch.setenv("TRITON_INTERPRET", "0")
-    with pytest.raises(RuntimeError, match="TRITON_INTERPRET=1"):
+    with pytest.raises(ops.KernelUnavailable, match="on CPU they need the Triton interpreter, TRITON_INTERPRET=1"):
         ops.resolve_backend("triton", "cpu")
-    monkeypatch.setenv("TRITON_INTERPRET", "1")
-    assert ops.resolve_backend("triton", "cpu") == "triton"
-    with pytest.raises(RuntimeError, match="not meta"):
+    assert ops.resolve_backend("triton", "cuda") == "triton"  # the interpreter only matters on CPU
+    with pytest.raises(ops.KernelUnavailable, match="not meta"):
         ops.resolve_backend("triton", "meta")
+
+
+@pytest.mark.skipif(not HAS_TRITON, reason="triton is not installed")
+def test_triton_on_cpu_under_the_interpreter(device):
+    """CPU is allowed under TRITON_INTERPRET=1 (conftest.py sets it when there is no GPU)."""
+    if device.type != "cpu":
+        pytest.skip("the kernels of this session are compiled for the GPU")
+    assert ops.resolve_backend("triton", "cpu") == ops.resolve_backend("triton", torch.device("cpu")) == "triton"
 
 
 def test_torch_backend_matches_plain_pytorch():
@@ -100,8 +115,12 @@ def test_kernels_built_without_interpreter_are_refused_on_cpu(device, monkeypatc
     from kernels import norms
 
     monkeypatch.setattr(norms, "INTERPRETED", False)
-    with pytest.raises(RuntimeError, match="TRITON_INTERPRET=1 must be set before"):
-        ops.layer_norm(torch.randn(2, 8), None, None, backend="triton")
+    for call in (
+        lambda: ops.resolve_backend("triton", "cpu"),  # already seen when resolving: the trainer fails early
+        lambda: ops.layer_norm(torch.randn(2, 8), None, None, backend="triton"),
+    ):
+        with pytest.raises(ops.KernelUnavailable, match=r"kernels\.norms was imported before TRITON_INTERPRET=1"):
+            call()
 
 
 def test_reference_residual_variants_return_the_sum():
@@ -109,3 +128,34 @@ def test_reference_residual_variants_return_the_sum():
     y, s = reference.rms_norm_ref(x, w, residual=r)
     torch.testing.assert_close(s, x + r)
     torch.testing.assert_close(y, reference.rms_norm_ref(x + r, w))
+
+
+def test_torch_loss_is_chunked_exactly_where_it_applies():
+    """backend="torch" (and "auto" on CPU) computes the loss with kernels.chunked for CPU fp32 training and
+    with the eager reference otherwise; both agree with plain PyTorch."""
+    g = torch.Generator().manual_seed(0)
+    h, W = torch.randn(2, 300, 12, generator=g), 0.3 * torch.randn(40, 12, generator=g)
+    t = torch.randint(0, 40, (2, 300), generator=g)
+    want = torch.nn.functional.cross_entropy(h.reshape(-1, 12) @ W.T, t.reshape(-1))
+    hr = h.clone().requires_grad_()
+    for backend in ("torch", "auto"):
+        loss = ops.linear_cross_entropy(hr, W, t, backend=backend)
+        assert type(loss.grad_fn).__name__ == "_ChunkedLinearCrossEntropyBackward"
+        torch.testing.assert_close(loss, want)
+    ignored = t.clone()
+    ignored[0, :5] = -100
+    loss = ops.linear_cross_entropy(hr, W, ignored, backend="torch")  # the chunked loss cannot ignore targets
+    assert type(loss.grad_fn).__name__ != "_ChunkedLinearCrossEntropyBackward"
+    torch.testing.assert_close(loss, torch.nn.functional.cross_entropy(h.reshape(-1, 12) @ W.T, ignored.reshape(-1)))
+    with torch.no_grad():
+        torch.testing.assert_close(ops.linear_cross_entropy(hr, W, t, backend="torch"), want)
+
+
+def test_token_cross_entropy_is_per_token_plain_pytorch():
+    h, W, t = torch.randn(3, 7, 10), torch.randn(30, 10), torch.randint(0, 30, (3, 7))
+    t[1, 2] = -100
+    want = torch.nn.functional.cross_entropy((h @ W.T).reshape(21, 30), t.reshape(21), reduction="none").view(3, 7)
+    for chunk_rows in (0, 4):
+        got = ops.token_cross_entropy(h, W, t, chunk_rows=chunk_rows)
+        assert got.shape == t.shape and got[1, 2] == 0
+        torch.testing.assert_close(got, want)

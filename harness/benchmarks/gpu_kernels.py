@@ -1,8 +1,8 @@
 """GPU benchmark of the fused kernels against torch eager, torch.compile and Liger-Kernel.
 
-    python -m kernels.bench_gpu            # full set of shapes, bf16, writes results/bench/gpu/kernels_*.json
-    python -m kernels.bench_gpu --quick    # one shape per op
-    pip install liger-kernel               # optional: adds the Liger-Kernel column where it has the same op
+    python -m harness.benchmarks.gpu_kernels           # all shapes, bf16, writes results/bench/gpu/kernels_*.json
+    python -m harness.benchmarks.gpu_kernels --quick   # one shape per op
+    pip install liger-kernel                           # optional: adds the Liger-Kernel column where it has the op
 
 For every op and shape, each implementation is timed forward-only and forward+backward (median over
 ``--reps`` repetitions after ``--warmup`` calls, CUDA events, no L2 flush) and its peak memory is taken
@@ -32,7 +32,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_OUT = ROOT / "results" / "bench" / "gpu"
 
 NORM_SHAPES = [(8192, 768), (8192, 1024), (8192, 2048), (8192, 4096)]
@@ -92,7 +92,7 @@ def _implementations(op: str, compile_ok: bool):
     """name -> callable(*inputs) returning a tensor or a tuple of tensors, for the given op."""
     import torch
 
-    from . import cross_entropy, norms, reference
+    from kernels import cross_entropy, norms, reference
 
     impls: dict[str, Callable] = {}
     if op == "layer_norm":
@@ -203,7 +203,7 @@ def _bench_one(op, shape, dtype, device, name, fn, timer, args, ref):
 def _fp32_reference(op):
     import torch
 
-    from . import reference
+    from kernels import reference
 
     def run(inputs, diff_idx, grads):
         ins = [x.detach().float().requires_grad_() if x.is_floating_point() else x for x in inputs]
@@ -233,7 +233,7 @@ def _meta(device) -> dict:
     import torch
     import triton
 
-    from ._common import bench_meta
+    from ._gpu_common import bench_meta
 
     index = None
     if device.type == "cuda":
@@ -264,7 +264,7 @@ def _table(records) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m kernels.bench_gpu", description=__doc__.split("\n\n")[0])
+    ap = argparse.ArgumentParser(prog="python -m harness.benchmarks.gpu_kernels", description=__doc__.split("\n\n")[0])
     ap.add_argument("--quick", action="store_true", help="one shape per op")
     ap.add_argument("--ops", default="layer_norm,rms_norm,add_rms_norm,linear_cross_entropy")
     ap.add_argument("--dtype", default="bfloat16", choices=["bfloat16", "float16", "float32"])
@@ -283,7 +283,7 @@ def main(argv: list[str] | None = None) -> int:
 
     if not args.cpu_smoke and not torch.cuda.is_available():
         print(
-            "kernels.bench_gpu: no CUDA device on this machine; this benchmark needs an NVIDIA GPU. "
+            "harness.benchmarks.gpu_kernels: no CUDA device on this machine; this benchmark needs an NVIDIA GPU. "
             "Nothing was measured or written.",
             file=sys.stderr,
         )
@@ -291,7 +291,10 @@ def main(argv: list[str] | None = None) -> int:
     try:
         import triton  # noqa: F401
     except ImportError:
-        print("kernels.bench_gpu: triton is not installed: pip install 'scaling-harness[kernels]'", file=sys.stderr)
+        print(
+            "harness.benchmarks.gpu_kernels: triton is not installed: pip install 'scaling-harness[kernels]'",
+            file=sys.stderr,
+        )
         return 2
 
     device = torch.device("cpu" if args.cpu_smoke else "cuda")
@@ -319,7 +322,7 @@ def main(argv: list[str] | None = None) -> int:
 
     meta = _meta(device)
     doc = {
-        "benchmark": "kernels.bench_gpu",
+        "benchmark": "harness.benchmarks.gpu_kernels",
         "meta": meta,
         "method": {
             "timing": f"median of {args.reps} CUDA-event timings after {args.warmup} warm-up calls, no L2 flush",
@@ -328,7 +331,7 @@ def main(argv: list[str] | None = None) -> int:
         },
         "records": records,
     }
-    from ._common import write_bench_json
+    from ._gpu_common import write_bench_json
 
     path = write_bench_json(args.out, "kernels", meta["device"], doc)
     print(_table(records))

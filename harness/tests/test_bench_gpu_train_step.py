@@ -1,15 +1,26 @@
-"""The training-step benchmark: refuses to run without CUDA, and its whole code path works on CPU with
---cpu-smoke (tiny model; compile and CUDA graphs recorded as skipped; the numbers are not results)."""
+"""The training-step benchmark (``python -m harness.benchmarks.gpu_train_step``): refuses to run without CUDA,
+its whole code path works on CPU with --cpu-smoke (tiny model; kernels "triton" through the Triton
+interpreter; compile and CUDA graphs recorded as skipped; the numbers are not results), and the smoke run
+cannot write into the results folder.
+
+The smoke run goes in a subprocess: it sets TRITON_INTERPRET=1 and builds the kernels in interpreter mode,
+which must not leak into the kernel tests of this pytest process (on a GPU machine they run compiled)."""
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import math
+import subprocess
+import sys
 
 import pytest
 import torch
 
-from kernels import bench_train_step as bts
+from harness.benchmarks import gpu_train_step as bts
+
+MODULE = "harness.benchmarks.gpu_train_step"
+HAS_TRITON = importlib.util.find_spec("triton") is not None
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="checks the no-GPU message")
@@ -19,9 +30,17 @@ def test_exits_with_status_2_without_cuda(tmp_path, capsys):
     assert not list(tmp_path.iterdir())
 
 
-def test_cpu_smoke_refuses_the_results_folder():
-    with pytest.raises(SystemExit):
+def test_cpu_smoke_refuses_the_results_folder(tmp_path, monkeypatch, capsys):
+    """--cpu-smoke without --out (i.e. into the default results folder) is a usage error (status 2) that says
+    why, before anything runs or is written."""
+    results = tmp_path / "results" / "bench" / "gpu"
+    monkeypatch.setattr(bts, "DEFAULT_OUT", results)  # the default --out, and what the check compares
+    monkeypatch.delenv("TRITON_INTERPRET", raising=False)  # restored after the test, whatever main does
+    with pytest.raises(SystemExit) as exc:
         bts.main(["--cpu-smoke"])
+    assert exc.value.code == 2
+    assert "--cpu-smoke needs --out (its timings must not land in results/bench/gpu)" in capsys.readouterr().err
+    assert not results.exists()
 
 
 def _positive(x) -> bool:
@@ -29,21 +48,33 @@ def _positive(x) -> bool:
 
 
 def test_cpu_smoke_writes_every_configuration(tmp_path):
-    assert bts.main(["--cpu-smoke", "--out", str(tmp_path)]) == 0
+    out = subprocess.run(
+        [sys.executable, "-m", MODULE, "--cpu-smoke", "--out", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert out.returncode == 0, out.stderr[-4000:]
     (path,) = tmp_path.glob("train_step_*.json")
     doc = json.loads(path.read_text())
     meta, method = doc["meta"], doc["method"]
+    assert doc["benchmark"] == MODULE
     assert meta["torch"] == torch.__version__ and meta["device"].startswith("cpu")
     assert method["flops_count"] == "flops_per_token_hoffmann" and method["peak_flops"] == 989.4e12
 
     recs = doc["records"]
     assert {(r["mode"], r["kernels"]) for r in recs} == {(m, k) for m in bts.MODES for k in bts.KERNELS}
     for r in recs:
-        assert "error" not in r, r
         if r["mode"] != "eager":
-            assert "skipped" in r
+            assert "skipped" in r and "error" not in r, r
             continue
+        if r["kernels"] == "triton" and not HAS_TRITON:  # the unified rule: "triton" is an error, not a fallback
+            assert "Triton is not importable" in r["error"], r
+            continue
+        assert "error" not in r, r
         assert r["kernels_resolved"] == r["kernels"]
+        if r["kernels"] == "triton":
+            assert r["kernels_effective"] == "triton (Triton interpreter on CPU)"
         for key in ("tokens_per_s", "mfu", "mfu_kaplan", "step_ms", "timed_s", "flops_per_token_hoffmann"):
             assert _positive(r[key]), (key, r)
         assert math.isclose(r["mfu"], r["tokens_per_s"] * r["flops_per_token_hoffmann"] / bts.H100_BF16_DENSE_PEAK)

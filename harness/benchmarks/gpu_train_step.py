@@ -1,12 +1,12 @@
 """Training-step benchmark of the harness's GPT on one GPU: tokens/s and MFU, kernels on/off, torch.compile,
 CUDA graphs; and sweep throughput (runs per hour) with one run at a time vs several processes at once.
 
-    python -m kernels.bench_train_step            # ~1e6, 1e7, 1e8 params; writes results/bench/gpu/train_step_*.json
-    python -m kernels.bench_train_step --quick    # ~1e6 and 1e7 only, fewer steps, tighter time budget
-    python -m kernels.bench_train_step --cpu-smoke --out DIR   # every code path on CPU at tiny sizes (tests)
+    python -m harness.benchmarks.gpu_train_step          # ~1e6, 1e7, 1e8 params; results/bench/gpu/train_step_*.json
+    python -m harness.benchmarks.gpu_train_step --quick  # ~1e6 and 1e7 only, fewer steps, tighter time budget
+    python -m harness.benchmarks.gpu_train_step --cpu-smoke --out DIR   # every code path on CPU, tiny (tests)
 
 Models: ``harness.models`` GPT with the shape ``shape_for_n(N)`` for N = 1e6, 1e7, 1e8 (Kaplan non-embedding
-parameters), vocabulary ``ModelConfig.vocab_size`` (the harness default), learned positions. One training step
+parameters), vocabulary ``VOCAB_SIZE`` (4096, as in the CPU throughput benchmark), learned positions. One training step
 is the trainer's (``harness.train``): forward under bf16 autocast, backward, ``clip_grad_norm_(1.0)``, AdamW
 (foreach) step, ``zero_grad``, and reading the loss on the host (the trainer does that every step). Batches are
 random token ids already on the GPU (data loading is not measured); the learning rate is constant.
@@ -36,8 +36,9 @@ Isolation: every configuration (and every sweep group) runs in its own subproces
 compile error, OOM or CUDA fault is recorded with its error and the run goes on. A global budget
 (``--budget-s``, default 450 s) bounds the whole run; configurations that no longer fit are recorded as skipped.
 Without a CUDA device it exits with status 2 and writes nothing, unless ``--cpu-smoke``: tiny sizes on CPU,
-configurations in-process (the sweep still uses subprocesses), compile and CUDA graphs recorded as skipped,
-timings meaningless.
+configurations in-process (the sweep still uses subprocesses), ``kernels="triton"`` through the Triton
+interpreter (``TRITON_INTERPRET=1``, as ``kernels.ops`` allows on CPU), compile and CUDA graphs recorded as
+skipped, timings meaningless.
 """
 
 from __future__ import annotations
@@ -53,11 +54,12 @@ import time
 import traceback
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_OUT = ROOT / "results" / "bench" / "gpu"
 H100_BF16_DENSE_PEAK = 989.4e12  # FLOP/s, H100 SXM5 bf16 dense (NVIDIA H100 datasheet, 1979 TFLOPS with sparsity)
 FLOPS_COUNT = "flops_per_token_hoffmann"
 RESULT_MARK = "@@RESULT "
+VOCAB_SIZE = 4096
 
 # label -> target Kaplan N, context, tokens per step
 SIZES = {
@@ -65,7 +67,8 @@ SIZES = {
     "1e7": {"n": 1e7, "n_ctx": 256, "batch_tokens": 32768},
     "1e8": {"n": 1e8, "n_ctx": 1024, "batch_tokens": 32768},
 }
-SMOKE_SIZES = {"tiny": {"n": 2e4, "n_ctx": 32, "batch_tokens": 128, "vocab_size": 256}}
+# tiny: the "triton" configuration runs through the Triton interpreter, ~2 s a step even at 32 tokens
+SMOKE_SIZES = {"tiny": {"n": 2e4, "n_ctx": 16, "batch_tokens": 32, "vocab_size": 256}}
 MODES = ("eager", "cudagraph", "compile", "compile_reduce_overhead")
 KERNELS = ("triton", "torch")
 SWEEP_CONCURRENCY = (1, 2, 4, 8)
@@ -74,13 +77,15 @@ SWEEP_MODES = ("eager", "cudagraph")
 
 # ------------------------------------------------------------------------------------------- one config
 def model_dict(size: dict) -> dict:
-    from harness.models import ModelConfig, shape_for_n
+    """The flat model config (``ModelConfig.from_dict`` form) of one size; every field the benchmark reads is
+    spelled out, so it does not depend on the harness's defaults."""
+    from harness.models import shape_for_n
 
     return {
         "name": "gpt",
-        **shape_for_n(size["n"]),
+        **shape_for_n(size["n"], "gpt"),
         "n_ctx": size["n_ctx"],
-        "vocab_size": size.get("vocab_size", ModelConfig.vocab_size),
+        "vocab_size": size.get("vocab_size", VOCAB_SIZE),
     }
 
 
@@ -97,8 +102,8 @@ def _setup(spec: dict):
     torch.manual_seed(0)
     cfg = ModelConfig.from_dict({**spec["model"], "kernels": spec["kernels"]})
     model = build_model(cfg)
-    # On CPU (smoke) "triton" cannot resolve; harness.models.ops sends CPU tensors to PyTorch anyway.
-    model.kernels_used = "triton" if not cuda and cfg.kernels == "triton" else resolve_kernels(cfg.kernels, device)
+    # the trainer's rule; on CPU (smoke) "triton" runs the kernels through the Triton interpreter
+    model.kernels_used = resolve_kernels(spec["kernels"], device)
     model.to(device)
     mode = spec["mode"]
     decay = [p for p in model.parameters() if p.dim() >= 2]
@@ -112,11 +117,11 @@ def _setup(spec: dict):
         capturable=mode == "cudagraph",
     )
     params = list(model.parameters())
-    B = spec["batch_tokens"] // cfg.n_ctx
+    n_ctx, vocab_size = spec["model"]["n_ctx"], spec["model"]["vocab_size"]
+    B = spec["batch_tokens"] // n_ctx
     g = torch.Generator(device="cpu").manual_seed(1)
     batches = [
-        tuple(torch.randint(0, cfg.vocab_size, (B, cfg.n_ctx), generator=g).to(device) for _ in range(2))
-        for _ in range(4)
+        tuple(torch.randint(0, vocab_size, (B, n_ctx), generator=g).to(device) for _ in range(2)) for _ in range(4)
     ]
     amp = torch.bfloat16 if spec["precision"] == "bf16" else None
 
@@ -201,7 +206,9 @@ def run_config(spec: dict) -> dict:
     tokens_per_s = spec["steps"] * spec["batch_tokens"] / timed
     return {
         "kernels_resolved": model.kernels_used,
-        "kernels_effective": model.kernels_used if cuda else "torch (CPU tensors always use PyTorch)",
+        "kernels_effective": "triton (Triton interpreter on CPU)"
+        if model.kernels_used == "triton" and not cuda
+        else model.kernels_used,
         "n_params_total": counts.n_total,
         "n_kaplan": counts.n_kaplan,
         "flops_per_token_hoffmann": counts.flops_per_token_hoffmann,
@@ -260,7 +267,7 @@ def _parse(stdout: str, stderr: str, rc: int) -> dict:
 
 
 def _worker_cmd(spec: dict) -> list[str]:
-    return [sys.executable, "-m", "kernels.bench_train_step", "--worker", json.dumps(spec)]
+    return [sys.executable, "-m", "harness.benchmarks.gpu_train_step", "--worker", json.dumps(spec)]
 
 
 def run_isolated(spec: dict, timeout_s: float) -> dict:
@@ -327,7 +334,7 @@ def run_sweep_group(spec: dict, k: int, timeout_s: float) -> dict:
 def _meta(cuda: bool) -> dict:
     import torch
 
-    from ._common import bench_meta
+    from ._gpu_common import bench_meta
 
     meta = bench_meta(0 if cuda else None, "cpu (smoke run: timings and MFU are meaningless)")
     meta["float32_matmul_precision"] = torch.get_float32_matmul_precision()
@@ -349,7 +356,9 @@ def _fmt(r: dict) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m kernels.bench_train_step", description=__doc__.split("\n\n")[0])
+    ap = argparse.ArgumentParser(
+        prog="python -m harness.benchmarks.gpu_train_step", description=__doc__.split("\n\n")[0]
+    )
     ap.add_argument("--quick", action="store_true", help="sizes 1e6 and 1e7, fewer steps, K in 1 and 4")
     ap.add_argument("--out", type=Path, default=DEFAULT_OUT, help=f"output folder (default {DEFAULT_OUT})")
     ap.add_argument("--cpu-smoke", action="store_true", help="every code path on CPU at tiny sizes (needs --out)")
@@ -363,13 +372,15 @@ def main(argv: list[str] | None = None) -> int:
         return _worker_main(args.worker)
     if args.cpu_smoke and args.out == DEFAULT_OUT:
         ap.error("--cpu-smoke needs --out (its timings must not land in results/bench/gpu)")
+    if args.cpu_smoke:
+        os.environ["TRITON_INTERPRET"] = "1"  # before kernels.norms / kernels.cross_entropy are imported
 
     import torch
 
     cuda = torch.cuda.is_available()
     if not cuda and not args.cpu_smoke:
         print(
-            "kernels.bench_train_step: no CUDA device on this machine; this benchmark needs an NVIDIA GPU. "
+            "harness.benchmarks.gpu_train_step: no CUDA device on this machine; this benchmark needs an NVIDIA GPU. "
             "Nothing was measured or written. (--cpu-smoke --out DIR checks the script on CPU.)",
             file=sys.stderr,
         )
@@ -458,7 +469,7 @@ def main(argv: list[str] | None = None) -> int:
 
     meta = _meta(cuda and not smoke)
     doc = {
-        "benchmark": "kernels.bench_train_step",
+        "benchmark": "harness.benchmarks.gpu_train_step",
         "meta": meta,
         "method": {
             "step": "harness.train step: bf16 autocast fwd, bwd, clip_grad_norm_(1.0), AdamW(foreach) step, "
@@ -484,7 +495,7 @@ def main(argv: list[str] | None = None) -> int:
         "records": records,
         "sweep": sweep,
     }
-    from ._common import write_bench_json
+    from ._gpu_common import write_bench_json
 
     path = write_bench_json(args.out, "train_step", meta["device"], doc)
     print("\n".join(_fmt(r) for r in records + sweep))

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from .claims import ClaimsFile, Measurement, Verdict, judge_all, load_claims
+from .data.published import PublishedDataset
 from .errors import UserError
 from .provenance import REPO_ROOT, provenance, write_json_atomic
 
@@ -74,10 +75,10 @@ def run_tier_sweeps(ctx: TierContext, *, executor=None, workers: int | None = No
     enter a fit. With ``ctx.train`` false nothing is trained: the records are read back through the sweeps'
     manifests (see :func:`load_tier_sweeps`).
     """
-    from .sweep import DEFAULT_WORKERS, SweepPlan, load_spec, plan, run_sweep, write_manifest
-
     if not ctx.train:
         return load_tier_sweeps(ctx)
+    from .sweep import DEFAULT_WORKERS, SweepPlan, load_spec, plan, run_sweep, write_manifest
+
     plans = [plan(load_spec(path), log=ctx.log) for path in ctx.sweeps]
     unique = {}
     for sp in plans:
@@ -87,45 +88,40 @@ def run_tier_sweeps(ctx: TierContext, *, executor=None, workers: int | None = No
     dropped = [d for sp in plans for d in sp.dropped]
     whole = SweepPlan(f"tier-{ctx.tier}", list(unique.values()), dropped)
     workers = workers or ctx.workers or DEFAULT_WORKERS
-    run_sweep(whole, ctx.out_dir, executor=executor, workers=workers, stream=sys.stderr)
+    try:
+        run_sweep(whole, ctx.out_dir, executor=executor, workers=workers, stream=sys.stderr)
+    finally:
+        for sp in plans:  # each sweep's manifest now lists the hashes of its records
+            write_manifest(sp, ctx.out_dir)
     return load_tier_sweeps(ctx)
 
 
 def load_tier_sweeps(ctx: TierContext) -> dict:
     """The finished runs of each of the tier's sweeps (``ctx.sweeps``), read from ``ctx.out_dir`` without
-    training or data.
+    training, data, models or torch.
 
-    Each sweep's manifest (written when it ran) names its runs; the spec is expanded again and compared with
-    the manifest, so records made from an older version of a spec are refused rather than silently mixed in.
+    Each sweep's manifest (written when it ran) names its runs and the sha256 of the spec they were planned
+    from: a spec edited since is refused rather than its old records silently used. Every record is verified
+    against its own content hash, its identity and the hash the manifest lists for it (see harness.records).
     """
-    from .runs import load_runs
-    from .sweep import expand, load_spec, manifest_path
+    from .records import load_spec, manifest_records, read_manifest, spec_digest
+    from .runs import table_of
 
     how = f"run 'scaling replicate {ctx.replication} --tier {ctx.tier}' to train them"
     out: dict = {}
-    table = None
     for path in ctx.sweeps:
         spec = load_spec(path)
         name = spec["name"]
-        mpath = manifest_path(ctx.out_dir, name)
-        if not mpath.exists():
+        manifest = read_manifest(ctx.out_dir, name)
+        if manifest is None:
             raise UserError(f"no records of sweep {name!r} in {ctx.out_dir}; {how}")
-        manifest = json.loads(mpath.read_text())
-        want = []
-        for cfg, _ in expand(spec)[0]:
-            if cfg.to_dict() not in want:
-                want.append(cfg.to_dict())
-        have = [r["config"] for r in manifest["runs"]]
-        if have != want:
+        if manifest["spec_sha256"] != spec_digest(spec):
             raise UserError(f"sweep {name!r} in {path} has changed since its records in {ctx.out_dir} were made; {how}")
-        if table is None:
-            table = load_runs(ctx.out_dir / "runs") if (ctx.out_dir / "runs").exists() else None
-        ids = [r["run_id"] for r in manifest["runs"]]
-        sub = table.subset(ids) if table is not None else None
-        n_done = 0 if sub is None else len(sub) + len(sub.failed)
-        if n_done < len(ids):
-            raise UserError(f"sweep {name!r}: {len(ids) - n_done} of {len(ids)} runs have no record yet; {how}")
-        out[name] = sub
+        recs = manifest_records(ctx.out_dir, manifest)
+        n_missing = len(manifest["runs"]) - len(recs)
+        if n_missing:
+            raise UserError(f"sweep {name!r}: {n_missing} of {len(manifest['runs'])} runs have no record yet; {how}")
+        out[name] = table_of(recs)
     return out
 
 
@@ -138,6 +134,7 @@ class Replication:
     tiers: dict[str, Tier]
     default_tier: str  # the tier whose verdicts the claims file records (``scaling audit`` without --tier)
     smoke_tier: str | None = None  # the quickest end-to-end tier (``scaling replicate --smoke``, CI)
+    datasets: tuple[PublishedDataset, ...] = ()  # published data it audits (``scaling data list`` / ``fetch``)
 
     def claims(self) -> ClaimsFile:
         return load_claims(self.claims_path)

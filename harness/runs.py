@@ -4,12 +4,13 @@
     X, y = table.xy(("N_kaplan", "D"), "loss")  # arrays for ScalingLaw("chinchilla").fit(X, y)
     table.by_position                           # per run: final val loss at each context position 0..n_ctx-1
 
-Failed runs never enter the table (``table.failed`` lists them with their reasons).
+Failed runs never enter the table (``table.failed`` lists them with their reasons). Every record is
+verified as it is read (content hash and run identity, see :mod:`harness.records`): a record edited by hand
+is refused with an error naming its file. Reading records imports neither torch nor any model.
 """
 
 from __future__ import annotations
 
-import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,12 +18,13 @@ from pathlib import Path
 import numpy as np
 
 from .errors import UserError
-from .train import SCHEMA
+from .records import is_record, read_json, verify
 
 NUMERIC = (
     "N_kaplan",
     "N_total",
     "N_non_embedding",
+    "N_active",
     "D",
     "C_kaplan",
     "C_hoffmann",
@@ -56,14 +58,15 @@ def _row(rec: dict) -> dict:
         "N_kaplan": s["N_kaplan"],
         "N_total": s["N_total"],
         "N_non_embedding": s["N_non_embedding"],
+        "N_active": s.get("N_active", s["N_total"]),
         "D": s["D"],
         "C_kaplan": s["C_kaplan"],
         "C_hoffmann": s["C_hoffmann"],
         "loss": rec["loss"]["val_final"],
         "train_loss": rec["loss"]["train_final"],
         "seed": rec["seed"],
-        "n_layer": m["n_layer"],
-        "d_model": m["d_model"],
+        "n_layer": m.get("n_layer", np.nan),  # architectures without layers / a width give NaN
+        "d_model": m.get("d_model", np.nan),
         "n_ctx": m["n_ctx"],
         "vocab_size": m["vocab_size"],
         "wall_s": rec["timing"]["wall_s"],
@@ -112,21 +115,21 @@ class RunTable:
         failed = [f for f in self.failed if f[0][:16] in keep]
         return RunTable(cols, [self.records[i] for i in idx], failed)
 
-    def curves(self) -> list[dict]:
-        """Each run's learning curve (step, tokens, val_loss ...) with its N, for L(N, S) fits."""
-        return [{"run_id": r["run_id"][:16], "N_kaplan": r["scale"]["N_kaplan"], **r["curve"]} for r in self.records]
-
 
 def load_runs(path: str | os.PathLike, *, include_failed: bool = False) -> RunTable:
-    """Every run record under ``path`` (a record file or a folder searched recursively)."""
-    rows, recs, failed = [], [], []
+    """Every run record under ``path`` (a record file or a folder searched recursively), each verified."""
+    recs = []
     for f in record_files(path):
-        try:
-            rec = json.loads(f.read_text())
-        except (OSError, json.JSONDecodeError) as exc:
-            raise UserError(f"{f}: not a readable JSON record ({exc})") from None
-        if not isinstance(rec, dict) or rec.get("schema") != SCHEMA:
-            continue  # other JSON files (sweep manifests, summaries) live alongside records
+        rec = read_json(f)
+        if is_record(rec):  # other JSON files (sweep manifests, summaries) live alongside records
+            recs.append(verify(rec, f))
+    return table_of(recs, include_failed=include_failed)
+
+
+def table_of(records: list[dict], *, include_failed: bool = False) -> RunTable:
+    """A :class:`RunTable` of (already verified) records; unfinished ones go to ``failed`` unless included."""
+    rows, recs, failed = [], [], []
+    for rec in records:
         if rec["status"] != "finished" and not include_failed:
             failed.append((rec["run_id"][:16], rec.get("reason") or rec["status"]))
             continue

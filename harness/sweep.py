@@ -12,8 +12,9 @@ Spec (every section optional except one of ``grid`` / ``isoflop``)::
     N = [1e4, 3e4, 1e5, 3e5]
     D = [2.5e5, 1e6]
     seeds = [0]
-    aspect = [8, 32, 128]       # optional: shapes of several aspect ratios (d_model / n_layer) at each N
-    min_layers = 2              # optional: at least this many layers (GPT), whatever the aspect ratio
+    aspect = [8, 32, 128]       # any other key is an option of the model's shape policy (its shape_for):
+    min_layers = 2              # for the GPT aspect (d_model / n_layer), min_layers, head_dim; a list
+                                # gives one run per value, a single value applies to every run
     [isoflop]                   # for each compute budget C, each N with D = C / (6 N)
     C = [1e12, 1e13]
     N = [1e4, 3e4, 1e5]
@@ -21,7 +22,8 @@ Spec (every section optional except one of ``grid`` / ``isoflop``)::
 Target N goes through the model's shape helper; IsoFLOP budgets use the N the shape actually has, and D is
 rounded down to whole batches (points whose D is below one batch are dropped, and said so).
 
-Records live in ``OUT/runs/<run id>.json`` where the run id is the hash of the run's config and data:
+Records live in ``OUT/runs/<run id>.json`` where the run id is the hash of the run's identity (canonical
+config and data, see :mod:`harness.records`):
 finished runs are skipped, interrupted ones resume from their checkpoint, and sweeps sharing ``OUT`` share
 records. Executors (one small interface, :class:`Executor`): :class:`LocalExecutor`, in-process or a pool of
 worker processes with the cores split between them (``results/bench/executor.md`` has the measurement behind
@@ -38,16 +40,18 @@ import queue as queue_mod
 import shutil
 import sys
 import time
-import tomllib
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
+from . import records
+from .config import TrainConfig
 from .errors import UserError
-from .models import model_counts, shape_for_n
+from .models import adopt, model_class, model_counts, shape_for_n, snapshot
 from .provenance import write_json_atomic
-from .train import TrainConfig, check_budget, run_key, run_paths, train
+from .records import load_spec  # noqa: F401  (re-exported: sweep specs are read here)
+from .train import check_budget, run_key, train
 
 DEFAULT_WORKERS = 2  # see results/bench/executor.md: on 2 cores, 2 single-threaded runs beat 1 two-threaded
 
@@ -64,18 +68,7 @@ class SweepPlan:
     name: str
     runs: list[PlannedRun]
     dropped: list[str]
-
-
-def load_spec(path: str | os.PathLike) -> dict:
-    p = Path(path)
-    if not p.exists():
-        raise UserError(f"sweep spec {p} does not exist")
-    try:
-        spec = tomllib.loads(p.read_text())
-    except tomllib.TOMLDecodeError as exc:
-        raise UserError(f"{p}: invalid TOML ({exc})") from None
-    spec.setdefault("name", p.stem)
-    return spec
+    spec_sha256: str | None = None  # of the spec it was planned from (None for a union of sweeps)
 
 
 def _floats(v: Any, what: str) -> list[float]:
@@ -96,35 +89,70 @@ def _config(base: dict, n: float, d: float, seed: int, shape_kw: dict | None = N
     return TrainConfig.from_dict({**b, "model": model, "tokens": int(d), "seed": seed})
 
 
+def _seeds(section: dict, what: str) -> list[int]:
+    vals = section.get("seeds", [0])
+    vals = vals if isinstance(vals, list) else [vals]
+    if not vals or not all(isinstance(s, int) and not isinstance(s, bool) and s >= 0 for s in vals):
+        raise UserError(f"{what}.seeds must be non-negative whole numbers, got {section.get('seeds')!r}")
+    return vals
+
+
+def _check_keys(section: dict, what: str, allowed: set[str], extra: str = "") -> None:
+    unknown = sorted(set(section) - allowed)
+    if unknown:
+        import difflib
+
+        hints = [
+            f" (did you mean {m[0]!r}?)" if (m := difflib.get_close_matches(k, allowed, 1)) else "" for k in unknown
+        ]
+        listed = ", ".join(f"{k!r}{h}" for k, h in zip(unknown, hints, strict=True))
+        raise UserError(f"unknown [{what}] key(s) {listed}; [{what}] takes {', '.join(sorted(allowed))}{extra}")
+
+
+def _shape_options(grid: dict, model_name: str) -> list[dict]:
+    """The grid's shape-policy options as a list of keyword sets (the product of list-valued options),
+    each key checked against the model's own ``shape_for``."""
+    options = {k: v for k, v in grid.items() if k not in ("N", "D", "seeds")}
+    allowed = model_class(model_name).shape_options()
+    _check_keys(grid, "grid", {"N", "D", "seeds", *allowed}, f" (N, D, seeds and model {model_name!r}'s shape options)")
+    combos: list[dict] = [{}]
+    for key, value in options.items():
+        values = value if isinstance(value, list) else [value]
+        for v in values:
+            if not isinstance(v, int | float) or isinstance(v, bool) or not v > 0:
+                raise UserError(f"grid.{key} must be a positive number or a list of them, got {value!r}")
+        values = [int(v) if float(v).is_integer() else v for v in values]
+        combos = [{**c, key: v} for c in combos for v in values]
+    return combos
+
+
+def _tag(kw: dict, grid: dict) -> str:
+    """The list-valued options of a grid point, for its origin line (e.g. " aspect=32")."""
+    return "".join(f" {k}={v}" for k, v in kw.items() if isinstance(grid.get(k), list))
+
+
 def expand(spec: dict) -> tuple[list[tuple[TrainConfig, str]], list[str]]:
     """Configs (with a note of where each came from) and the points dropped, in spec order."""
-    allowed = {"name", "description", "base", "grid", "isoflop"}
-    unknown = sorted(set(spec) - allowed)
-    if unknown:
-        raise UserError(f"unknown sweep section(s) {', '.join(unknown)}; allowed: {', '.join(sorted(allowed))}")
+    _check_keys(spec, "sweep spec", {"name", "description", "base", "grid", "isoflop"})
     if "grid" not in spec and "isoflop" not in spec:
         raise UserError("a sweep spec needs a [grid] or an [isoflop] section")
     base = spec.get("base", {})
-    TrainConfig.from_dict(base)  # validate early (unknown keys etc.)
+    probe = TrainConfig.from_dict(base)  # validate early (unknown keys etc.)
+    model_name = probe.model.name
     out, dropped = [], []
     if "grid" in spec:
         g = spec["grid"]
-        seeds = [int(s) for s in g.get("seeds", [0])]
-        # optional: model aspect ratios (d_model / n_layer for the GPT) at each N, for shape sweeps
-        aspects = [None] if "aspect" not in g else [int(a) for a in _floats(g["aspect"], "grid.aspect")]
-        # optional: a floor on the GPT's depth where the aspect ratio would give fewer layers at small N
-        floor = {} if "min_layers" not in g else {"min_layers": int(g["min_layers"])}
+        seeds = _seeds(g, "grid")
         for n in _floats(g.get("N"), "grid.N"):
-            for a in aspects:
-                kw = {**floor, **({} if a is None else {"aspect": a})}
+            for kw in _shape_options(g, model_name):
                 for d in _floats(g.get("D"), "grid.D"):
                     for s in seeds:
-                        tag = "" if a is None else f" aspect={a}"
-                        out.append((_config(base, n, d, s, kw), f"grid N={n:.3g}{tag} D={d:.3g} seed={s}"))
+                        origin = f"grid N={n:.3g}{_tag(kw, g)} D={d:.3g} seed={s}"
+                        out.append((_config(base, n, d, s, kw), origin))
     if "isoflop" in spec:
         g = spec["isoflop"]
-        seeds = [int(s) for s in g.get("seeds", [0])]
-        probe = TrainConfig.from_dict(base)
+        _check_keys(g, "isoflop", {"C", "N", "seeds"})
+        seeds = _seeds(g, "isoflop")
         for c in _floats(g.get("C"), "isoflop.C"):
             for n in _floats(g.get("N"), "isoflop.N"):
                 cfg0 = _config(base, n, probe.batch_tokens, 0)
@@ -156,7 +184,7 @@ def plan(spec: dict, data=None, log=print) -> SweepPlan:
             continue
         seen.add(rid)
         runs.append(PlannedRun(cfg, rid, origin))
-    return SweepPlan(spec.get("name", "sweep"), runs, dropped)
+    return SweepPlan(spec.get("name", "sweep"), runs, dropped, records.spec_digest(spec))
 
 
 # ------------------------------------------------------------------------------------------- executors
@@ -169,10 +197,14 @@ def _summary(rec: dict) -> dict:
     }
 
 
-def _run_one(cfg_dict: dict, out: str, threads: int, emit: Callable[[dict], None], every_s: float) -> dict:
-    """One run outside the sweep's process, progress events passed to ``emit`` at most every ``every_s``."""
+def _run_one(
+    cfg_dict: dict, out: str, threads: int, emit: Callable[[dict], None], every_s: float, models: dict[str, str]
+) -> dict:
+    """One run outside the sweep's process, progress events passed to ``emit`` at most every ``every_s``.
+    ``models`` is the parent's registry :func:`~harness.models.snapshot`, so plug-ins resolve here too."""
     import torch
 
+    adopt(models)
     torch.set_num_threads(threads)
     cfg = TrainConfig.from_dict(cfg_dict)
     last = [0.0]
@@ -186,13 +218,14 @@ def _run_one(cfg_dict: dict, out: str, threads: int, emit: Callable[[dict], None
     return _summary(train(cfg, out, threads=threads, progress=progress))
 
 
-def _worker_run(cfg_dict: dict, out: str, threads: int, q) -> dict:
+def _worker_run(cfg_dict: dict, out: str, threads: int, q, models: dict[str, str]) -> dict:
     """Entry point in a worker process: one run, progress sent through ``q``."""
-    return _run_one(cfg_dict, out, threads, q.put, 0.5)
+    return _run_one(cfg_dict, out, threads, q.put, 0.5, models)
 
 
-def _config_dict(cfg: TrainConfig) -> dict:
-    return cfg.to_dict()
+def _registry_for(todo: list[PlannedRun]) -> dict[str, str]:
+    """What other processes need to resolve the models of ``todo`` (checked here, in the parent)."""
+    return snapshot(sorted({r.config.model.name for r in todo}))
 
 
 OnProgress = Callable[[dict], None]
@@ -234,10 +267,13 @@ class LocalExecutor:
             for r in todo:
                 on_done(r, _summary(train(r.config, out, threads=self.threads, progress=on_progress)))
         elif todo:
+            models = _registry_for(todo)
             ctx = mp.get_context("spawn")
             with ctx.Manager() as manager, cf.ProcessPoolExecutor(self.workers, mp_context=ctx) as pool:
                 q = manager.Queue()
-                futs = {pool.submit(_worker_run, _config_dict(r.config), str(out), self.threads, q): r for r in todo}
+                futs = {
+                    pool.submit(_worker_run, r.config.to_dict(), str(out), self.threads, q, models): r for r in todo
+                }
                 pending = set(futs)
                 while pending:
                     finished, pending = cf.wait(pending, timeout=0.5, return_when=cf.FIRST_COMPLETED)
@@ -259,8 +295,8 @@ class SlurmRunJob:
     own checkpoint (written every 60 s).
     """
 
-    def __call__(self, cfg_dict: dict, out: str, threads: int, progress_file: str) -> dict:
-        return _run_one(cfg_dict, out, threads, lambda ev: write_json_atomic(Path(progress_file), ev), 2.0)
+    def __call__(self, cfg_dict: dict, out: str, threads: int, progress_file: str, models: dict[str, str]) -> dict:
+        return _run_one(cfg_dict, out, threads, lambda ev: write_json_atomic(Path(progress_file), ev), 2.0, models)
 
     def checkpoint(self, *args, **kwargs):
         import submitit
@@ -345,8 +381,9 @@ class SlurmExecutor:
         for p in ppaths:
             p.unlink(missing_ok=True)  # left by an earlier, interrupted invocation
         n = len(todo)
-        cfgs = [_config_dict(r.config) for r in todo]
-        jobs = ex.map_array(SlurmRunJob(), cfgs, [str(out)] * n, [self.cpus] * n, [str(p) for p in ppaths])
+        cfgs = [r.config.to_dict() for r in todo]
+        models = [_registry_for(todo)] * n
+        jobs = ex.map_array(SlurmRunJob(), cfgs, [str(out)] * n, [self.cpus] * n, [str(p) for p in ppaths], models)
         pending = {j.job_id: (j, r, p) for j, r, p in zip(jobs, todo, ppaths, strict=True)}
         try:
             while pending:
@@ -424,20 +461,15 @@ class Progress:
 
 
 def manifest_path(out: str | os.PathLike, name: str) -> Path:
-    return Path(out) / "sweeps" / f"{name}.json"
+    return records.manifest_path(out, name)
 
 
-def write_manifest(sweep: SweepPlan, out: str | os.PathLike) -> None:
-    """Record which runs (ids, origins, configs) a sweep consists of, beside the run records. The manifest
-    lets a sweep's records be found again without re-planning it (which needs the data)."""
-    write_json_atomic(
-        manifest_path(out, sweep.name),
-        {
-            "name": sweep.name,
-            "dropped": sweep.dropped,
-            "runs": [{"run_id": r.run_id[:16], "origin": r.origin, "config": r.config.to_dict()} for r in sweep.runs],
-        },
-    )
+def write_manifest(sweep: SweepPlan, out: str | os.PathLike) -> Path:
+    """Record which runs (ids, origins, configs, record hashes) a sweep consists of, beside the run records.
+    The manifest lets a sweep's records be found and checked again without re-planning it (which needs the
+    data), see :mod:`harness.records`."""
+    runs = [(r.run_id, r.origin, r.config.to_dict()) for r in sweep.runs]
+    return records.write_manifest(out, sweep.name, runs, dropped=sweep.dropped, spec_sha256=sweep.spec_sha256)
 
 
 def run_sweep(
@@ -460,19 +492,11 @@ def run_sweep(
     write_manifest(sweep, out)
     todo, results = [], {}
     for r in sweep.runs:
-        rec_path, _ = run_paths(out, r.run_id)
-        if rec_path.exists():
-            rec = json.loads(rec_path.read_text())
-            if rec.get("status") in ("finished", "failed"):
-                results[r.run_id] = {
-                    "run_id": r.run_id,
-                    "status": rec["status"],
-                    "reason": rec.get("reason"),
-                    "loss": rec["loss"]["val_final"],
-                    "cached": True,
-                }
-                continue
-        todo.append(r)
+        rec = records.finished_or_failed(records.run_paths(out, r.run_id)[0])
+        if rec is None:
+            todo.append(r)
+        else:
+            results[r.run_id] = {**_summary(rec), "cached": True}
     # longest first: with a pool of workers this keeps the slowest run from starting last (shorter makespan)
     todo.sort(key=lambda r: -model_counts(r.config.model).flops_per_token_hoffmann * r.config.tokens)
     how = executor.setup(len(todo), out)
@@ -493,4 +517,5 @@ def run_sweep(
         executor.run(todo, out, bar.update, done)
     finally:
         bar.close()
+        write_manifest(sweep, out)  # now with the hashes of the records that were written
     return [results[r.run_id] for r in sweep.runs if r.run_id in results]

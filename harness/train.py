@@ -1,10 +1,16 @@
-"""One training run = one :class:`TrainConfig`. ``train(cfg, out)`` writes one JSON run record.
+"""One training run = one :class:`~harness.config.TrainConfig`. ``train(cfg, out)`` writes one JSON run record.
 
 The run is deterministic on CPU: the same config, seed, data and thread count give a bit-identical record
-(learning curve included) apart from ``record["timing"]``, which holds every wall-clock-dependent field.
-``record["loss"]["val_by_position"]`` is the final validation loss at each context position (n_ctx floats).
-Batches are a pure function of the step (see :class:`harness.data.stream.SequenceSampler`), so a run
-resumed from its last checkpoint produces the same record as one that was never interrupted.
+(learning curve included) apart from ``record["timing"]``, which holds every wall-clock-dependent field, and
+``record["sha256"]``, the content hash that covers it. Batches are a pure function of the step (see
+:class:`harness.data.stream.SequenceSampler`), so a run resumed from its last checkpoint produces the same
+record as one that was never interrupted. ``record["loss"]["val_by_position"]`` is the final validation loss
+at each context position (n_ctx floats).
+
+The trainer knows no model by name: it asks the model for its parameter groups
+(:meth:`~harness.models.base.LanguageModel.param_groups`) and its training loss
+(:meth:`~harness.models.base.LanguageModel.training_loss`, the cross-entropy plus any auxiliary terms, which
+are logged on their own). Record layout and identity are :mod:`harness.records`'.
 
 Layout under ``out``: ``runs/<run_id>.json`` (the record, written by atomic rename) and
 ``checkpoints/<run_id>.pt`` (written atomically while training, deleted when the record is written).
@@ -17,104 +23,25 @@ import math
 import os
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field, fields, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import torch
 
+from . import records
+from .config import SCHEDULES, TrainConfig
 from .data.stream import SequenceSampler, TokenData, eval_windows
 from .errors import UserError
-from .models import ModelConfig, build_model, model_counts, resolve_kernels
-from .provenance import content_hash, device_info, git_commit, package_versions, write_json_atomic
+from .models import ModelCounts, build_model, model_counts, resolve_kernels
+from .provenance import device_info, git_commit, package_versions, write_json_atomic
 
-SCHEMA = "scaling-harness run v1"
-SCHEDULES = {"hoffmann": 0.1, "kaplan": 0.0}  # cosine decays to this fraction of the peak learning rate
+__all__ = ["SCHEDULES", "TrainConfig", "eval_schedule", "kaplan_lr", "lr_at", "run_key", "train"]
+
 DIVERGENCE_FACTOR = 1.5  # a training loss above 1.5 ln(vocab) (worse than uniform) counts as divergence
 
 
-@dataclass(frozen=True)
-class TrainConfig:
-    """Everything that determines a run's result. Execution details (threads, where files go) are not here."""
-
-    model: ModelConfig = field(default_factory=ModelConfig)
-    data: str = "default"  # "default", a prepared folder, a .bin / nanoGPT folder, a text folder, a saved dataset
-    tokenizer: str = "bpe"  # "bpe" | "byte" (for "default" and text folders)
-    tokens: int = 1_000_000  # token budget D (rounded down to whole steps)
-    batch_tokens: int = 8192  # tokens per optimiser step (a multiple of model.n_ctx)
-    lr: float | None = None  # peak learning rate; None: Kaplan et al. eq. D.1, 0.003239 - 0.0001395 ln N
-    betas: tuple[float, float] = (0.9, 0.95)
-    weight_decay: float = 0.1
-    grad_clip: float = 1.0
-    schedule: str = "hoffmann"  # "hoffmann": warmup + cosine to 10 %; "kaplan": warmup + cosine to 0
-    warmup: float = 0.05  # fraction of the steps spent in linear warmup
-    seed: int = 0
-    eval_points: int = 12  # evaluations at log-spaced steps (plus step 0 and the last step)
-    eval_tokens: int = 32768  # size of the fixed validation set (first tokens of the validation split)
-    max_epochs: float = 1.0  # refuse budgets that would repeat the training split more than this
-    precision: str = "fp32"  # "fp32" | "bf16" (autocast)
-    device: str = "auto"  # "auto" | "cpu" | "cuda"
-    compile: bool = False  # torch.compile the model
-
-    def __post_init__(self):
-        m = self.model
-        if self.tokenizer not in ("bpe", "byte"):
-            raise UserError(f"tokenizer must be 'bpe' or 'byte', got {self.tokenizer!r}")
-        if self.batch_tokens % m.n_ctx:
-            raise UserError(f"batch_tokens {self.batch_tokens} is not a multiple of n_ctx {m.n_ctx}")
-        if self.tokens < self.batch_tokens:
-            raise UserError(f"token budget {self.tokens} is smaller than one batch of {self.batch_tokens}")
-        if self.schedule not in SCHEDULES:
-            raise UserError(f"schedule must be one of {', '.join(SCHEDULES)}, got {self.schedule!r}")
-        if self.precision not in ("fp32", "bf16"):
-            raise UserError(f"precision must be 'fp32' or 'bf16', got {self.precision!r}")
-        if self.device not in ("auto", "cpu", "cuda"):
-            raise UserError(f"device must be 'auto', 'cpu' or 'cuda', got {self.device!r}")
-        if not 0 <= self.warmup < 1:
-            raise UserError(f"warmup is a fraction of the steps in [0, 1), got {self.warmup}")
-        if self.lr is not None and not self.lr > 0:
-            raise UserError(f"lr must be positive, got {self.lr}")
-
-    @property
-    def steps(self) -> int:
-        return self.tokens // self.batch_tokens
-
-    def to_dict(self) -> dict[str, Any]:
-        d = asdict(self)
-        d["betas"] = list(self.betas)
-        return d
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> TrainConfig:
-        """Build from a (possibly partial) nested dict, e.g. parsed TOML. Unknown keys are errors.
-
-        ``model`` may give ``N`` (a target Kaplan non-embedding parameter count) instead of a shape.
-        """
-        d = dict(d)
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(d) - known)
-        if unknown:
-            raise UserError(f"unknown run field(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
-        m = dict(d.pop("model", {}))
-        if "N" in m:
-            from .models import shape_for_n
-
-            m.update(shape_for_n(float(m.pop("N")), m.get("name", "gpt")))
-        if "vocab_size" not in m:
-            tok = d.get("tokenizer", "bpe")
-            m["vocab_size"] = 256 if tok == "byte" else ModelConfig.vocab_size
-        if "betas" in d:
-            d["betas"] = tuple(float(b) for b in d["betas"])
-        for k in ("tokens", "batch_tokens", "seed", "eval_points", "eval_tokens"):
-            if k in d:
-                v = float(d[k])
-                if v != int(v):
-                    raise UserError(f"{k} must be a whole number, got {d[k]}")
-                d[k] = int(v)
-        return cls(model=ModelConfig.from_dict(m), **d)
-
-
+# ------------------------------------------------------------------------------------------ the recipe
 def kaplan_lr(n: float) -> float:
     """Kaplan et al. (2020) eq. D.1: LR(N) ~= 0.003239 - 0.0001395 log N (their Adam runs)."""
     return 0.003239 - 0.0001395 * math.log(n)
@@ -157,36 +84,105 @@ def check_budget(cfg: TrainConfig, data: TokenData) -> float:
     return epochs
 
 
+def run_identity(cfg: TrainConfig, data: TokenData) -> dict:
+    """What a run is (its canonical config, device resolved, and its data's fingerprint); see harness.records."""
+    return records.identity(replace(cfg, device=resolve_device(cfg.device)).canonical(), data.fingerprint())
+
+
 def run_key(cfg: TrainConfig, data: TokenData) -> str:
-    """Content address of a run: its config (device resolved) and the identity of its token streams."""
-    return content_hash(
-        {"config": replace(cfg, device=resolve_device(cfg.device)).to_dict(), "data": data.fingerprint()}
+    """Content address of a run: the sha256 of :func:`run_identity`."""
+    return records.run_id_of(run_identity(cfg, data))
+
+
+@dataclass(frozen=True)
+class RunPlan:
+    """The settings a config resolves to for its data and device (written to the record as ``resolved``)."""
+
+    device: str
+    counts: ModelCounts
+    peak_lr: float
+    batch_size: int
+    steps: int
+    warmup_steps: int
+    final_lr_ratio: float
+    epochs: float
+    eval_steps: list[int]
+
+    @classmethod
+    def of(cls, cfg: TrainConfig, data: TokenData) -> RunPlan:
+        counts = model_counts(cfg.model)
+        steps = cfg.steps
+        return cls(
+            device=cfg.device,
+            counts=counts,
+            peak_lr=cfg.lr if cfg.lr is not None else kaplan_lr(counts.n_kaplan),
+            batch_size=cfg.batch_tokens // cfg.model.n_ctx,
+            steps=steps,
+            warmup_steps=max(1, round(cfg.warmup * steps)) if cfg.warmup > 0 else 0,
+            final_lr_ratio=SCHEDULES[cfg.schedule],
+            epochs=check_budget(cfg, data),
+            eval_steps=eval_schedule(steps, cfg.eval_points),
+        )
+
+    def lr(self, step: int) -> float:
+        return lr_at(step, self.steps, self.peak_lr, self.warmup_steps, self.final_lr_ratio)
+
+
+@dataclass
+class RunState:
+    """Everything a checkpoint holds besides the weights and optimiser state (plain Python types only)."""
+
+    step: int = 0
+    curve: dict[str, list] = field(
+        default_factory=lambda: {"step": [], "tokens": [], "lr": [], "train_loss": [], "val_loss": []}
     )
+    losses: list[float] = field(default_factory=list)  # training cross-entropy of every step
+    aux: dict[str, list[float]] = field(default_factory=dict)  # auxiliary loss terms of every step, by name
+    resumed_from: list[int] = field(default_factory=list)
+    wall_s: float = 0.0
+    train_s: float = 0.0
 
 
-def run_paths(out: str | os.PathLike, run_id: str) -> tuple[Path, Path]:
-    out = Path(out)
-    return out / "runs" / f"{run_id[:16]}.json", out / "checkpoints" / f"{run_id[:16]}.pt"
+# ------------------------------------------------------------------------------------------ helpers
+def open_run_data(cfg: TrainConfig, data: TokenData | None, log: Callable[[str], None]) -> TokenData:
+    if data is None:
+        from .data.corpus import open_data
+
+        data = open_data(cfg.data, cfg.tokenizer, cfg.model.vocab_size, log=log)
+    if data.vocab_size != cfg.model.vocab_size:
+        raise UserError(
+            f"vocabulary mismatch: the data ({data.where}) has {data.vocab_size} token ids but "
+            f"model.vocab_size is {cfg.model.vocab_size}"
+        )
+    return data
 
 
-class _Stop(Exception):
-    """Raised by the ``stop_after`` test hook to simulate an interruption."""
+def make_model(cfg: TrainConfig, device: str):
+    """The model for ``cfg`` (initialised from ``cfg.seed``) and its AdamW over the model's parameter groups."""
+    torch.manual_seed(cfg.seed)
+    model = build_model(cfg.model)
+    model.kernels_used = resolve_kernels(cfg.model.kernels, device)
+    model.to(device)
+    opt = torch.optim.AdamW(model.param_groups(cfg.weight_decay), lr=0.0, betas=cfg.betas, eps=1e-8, foreach=True)
+    return model, opt
 
 
-def _save_checkpoint(path: Path, state: dict) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    torch.save(state, tmp)
-    os.replace(tmp, path)
+def autocast_for(device: str, precision: str):
+    dtype = torch.bfloat16 if precision == "bf16" else None
+    return lambda: torch.autocast(device_type=device, dtype=dtype, enabled=dtype is not None)
+
+
+def _batches(x: np.ndarray, y: np.ndarray, batch_size: int, device: str):
+    for i in range(0, len(x), batch_size):
+        yield torch.from_numpy(x[i : i + batch_size]).to(device), torch.from_numpy(y[i : i + batch_size]).to(device)
 
 
 @torch.no_grad()
 def evaluate(model, x: np.ndarray, y: np.ndarray, batch_size: int, device: str, autocast) -> float:
+    """Mean validation cross-entropy of ``model`` over the windows ``x``, ``y``."""
     model.eval()
     total, count = 0.0, 0
-    for i in range(0, len(x), batch_size):
-        xb = torch.from_numpy(x[i : i + batch_size]).to(device)
-        yb = torch.from_numpy(y[i : i + batch_size]).to(device)
+    for xb, yb in _batches(x, y, batch_size, device):
         with autocast():
             loss = model(xb, yb)
         total += float(loss) * yb.numel()
@@ -209,9 +205,7 @@ def evaluate_by_position(model, x: np.ndarray, y: np.ndarray, batch_size: int, d
     model.kernels_used = "torch"
     try:
         total = np.zeros(y.shape[1], dtype=np.float64)
-        for i in range(0, len(x), batch_size):
-            xb = torch.from_numpy(x[i : i + batch_size]).to(device)
-            yb = torch.from_numpy(y[i : i + batch_size]).to(device)
+        for xb, yb in _batches(x, y, batch_size, device):
             with autocast():
                 losses = model.token_losses(xb, yb)
             total += losses.double().sum(dim=0).cpu().numpy()
@@ -221,6 +215,121 @@ def evaluate_by_position(model, x: np.ndarray, y: np.ndarray, batch_size: int, d
     return [float(v) for v in total / len(y)]
 
 
+def save_checkpoint(path: Path, run_id: str, model, opt, state: RunState) -> None:
+    """Weights, optimiser state and :class:`RunState`, written atomically (tensors and plain types only, so
+    :func:`load_checkpoint` can read it with ``weights_only=True``: a checkpoint cannot run code)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    torch.save({"run_id": run_id, "model": model.state_dict(), "opt": opt.state_dict(), "state": vars(state)}, tmp)
+    os.replace(tmp, path)
+
+
+def load_checkpoint(path: Path, run_id: str, model, opt, device: str, log) -> RunState | None:
+    """Restore ``model`` and ``opt`` from ``path`` and return the run's state; None (after moving the file
+    aside) when the checkpoint is unreadable, so the run starts again instead of the sweep aborting."""
+    try:
+        ckpt = torch.load(path, map_location=device, weights_only=True)
+        if ckpt["run_id"] != run_id:
+            raise UserError(f"checkpoint {path} belongs to run {ckpt['run_id'][:16]}, not {run_id[:16]}")
+        model.load_state_dict(ckpt["model"])
+        opt.load_state_dict(ckpt["opt"])
+        return RunState(**ckpt["state"])
+    except UserError:
+        raise
+    except Exception as exc:  # truncated, garbage or foreign file: keep it for inspection, train afresh
+        aside = path.with_name(path.name + ".unreadable")
+        os.replace(path, aside)
+        log(f"warning: checkpoint {path} is unreadable ({type(exc).__name__}: {exc}); moved to {aside}, restarting")
+        return None
+
+
+def check_step(loss: float, gnorm, step: int, plan: RunPlan, diverge_at: float) -> str | None:
+    """Why the run must stop after ``step`` (0-based), or None."""
+    if not math.isfinite(loss) or (gnorm is not None and not math.isfinite(float(gnorm))):
+        return f"non-finite loss or gradient at step {step + 1}"
+    if loss > diverge_at and step >= plan.warmup_steps:
+        return f"diverged: training loss {loss:.3g} > 1.5 ln(vocab) = {diverge_at:.3g} at step {step + 1}"
+    return None
+
+
+def _mean_since_last_eval(values: list[float], curve: dict, step: int) -> float | None:
+    since = values[curve["step"][-1] if curve["step"] else 0 : step]
+    return float(np.mean(since)) if since else None
+
+
+def record_eval(state: RunState, step: int, val: float, cfg: TrainConfig, plan: RunPlan) -> None:
+    """Append one evaluation (after ``step`` updates) to the learning curve."""
+    c = state.curve
+    c["tokens"].append(step * cfg.batch_tokens)
+    c["lr"].append(plan.lr(max(0, step - 1)) if step else 0.0)
+    c["train_loss"].append(_mean_since_last_eval(state.losses, c, step))
+    for name, vals in state.aux.items():  # aligned with "step": None at evaluations before the term existed
+        series = c.setdefault("aux", {}).setdefault(name, [None] * len(c["step"]))
+        series.append(_mean_since_last_eval(vals, c, step))
+    c["step"].append(step)
+    c["val_loss"].append(val)
+
+
+def _utc_now() -> str:
+    return _dt.datetime.now(_dt.UTC).replace(microsecond=0).isoformat()
+
+
+def make_record(cfg, ident, plan, state, data, model, eval_tokens, status, reason, by_position, started) -> dict:
+    """The run record (see :func:`harness.records.build_record`) of a run that ended."""
+    done = len(state.losses)
+    tokens = done * cfg.batch_tokens
+    tail = slice(-max(1, done // 10), None)
+    finished = status == "finished"
+    counts = plan.counts.to_dict()
+    loss = {
+        "train_final": float(np.mean(state.losses[tail])) if finished else None,
+        "val_final": state.curve["val_loss"][-1] if finished else None,
+        # mean validation cross-entropy at each context position 0..n_ctx-1 (final model, same windows)
+        "val_by_position": by_position,
+    }
+    if state.aux:
+        loss["aux_final"] = {k: float(np.mean(v[tail])) if finished else None for k, v in state.aux.items()}
+    per_s = (lambda x: x * tokens / state.train_s) if state.train_s > 0 else (lambda x: None)
+    return records.build_record(
+        ident=ident,
+        status=status,
+        reason=reason,
+        config=cfg.to_dict(),
+        resolved={
+            "device": plan.device,
+            "kernels": model.kernels_used,
+            "peak_lr": plan.peak_lr,
+            "batch_size": plan.batch_size,
+            "steps": plan.steps,
+            "warmup_steps": plan.warmup_steps,
+            "final_lr_ratio": plan.final_lr_ratio,
+            "epochs": plan.epochs,
+            "eval_tokens": eval_tokens,
+            "eval_steps": plan.eval_steps,
+        },
+        model=cfg.model.to_dict(),
+        counts=counts,
+        tokens=tokens,
+        steps_done=done,
+        loss=loss,
+        curve=state.curve,
+        data=data.describe(),
+        provenance={"git_commit": git_commit(), "packages": package_versions(), "device": device_info()},
+        timing={
+            "started_utc": started,
+            "finished_utc": _utc_now(),
+            "wall_s": state.wall_s,
+            "train_s": state.train_s,
+            "tokens_per_s": per_s(1.0),
+            "flops_per_s_kaplan": per_s(counts["flops_per_token_kaplan"]),
+            "flops_per_s_hoffmann": per_s(counts["flops_per_token_hoffmann"]),
+            "threads": torch.get_num_threads(),
+            "resumed_from_steps": state.resumed_from,
+        },
+    )
+
+
+# ------------------------------------------------------------------------------------------ the loop
 def train(
     cfg: TrainConfig,
     out: str | os.PathLike | None = None,
@@ -237,213 +346,83 @@ def train(
     A finished record already in ``out`` is returned as is; a checkpoint there is resumed.
     ``stop_after`` (tests only) interrupts the run after that many steps, leaving its checkpoint.
     """
-    if data is None:
-        from .data.corpus import open_data
+    data = open_run_data(cfg, data, log)
+    cfg = replace(cfg, device=resolve_device(cfg.device))
+    ident = run_identity(cfg, data)
+    run_id = records.run_id_of(ident)
+    record_path, ckpt_path = records.run_paths(out, run_id) if out is not None else (None, None)
+    if record_path is not None and (done := records.finished_or_failed(record_path)) is not None:
+        return done
 
-        data = open_data(cfg.data, cfg.tokenizer, cfg.model.vocab_size, log=log)
-    if data.vocab_size != cfg.model.vocab_size:
-        raise UserError(
-            f"vocabulary mismatch: the data ({data.where}) has {data.vocab_size} token ids but "
-            f"model.vocab_size is {cfg.model.vocab_size}"
-        )
-    device = resolve_device(cfg.device)
-    cfg = replace(cfg, device=device)
-    run_id = run_key(cfg, data)
-    record_path = ckpt_path = None
-    if out is not None:
-        record_path, ckpt_path = run_paths(out, run_id)
-        if record_path.exists():
-            import json
-
-            rec = json.loads(record_path.read_text())
-            if rec.get("status") in ("finished", "failed"):
-                return rec
-
-    m = cfg.model
-    batch_size = cfg.batch_tokens // m.n_ctx
-    steps = cfg.steps
-    sampler = SequenceSampler(data.train, m.n_ctx, batch_size, cfg.seed)
-    epochs = check_budget(cfg, data)
-    vx, vy = eval_windows(data.val, m.n_ctx, cfg.eval_tokens)
-    counts = model_counts(m)
-    peak_lr = cfg.lr if cfg.lr is not None else kaplan_lr(counts.n_kaplan)
-    warmup_steps = max(1, round(cfg.warmup * steps)) if cfg.warmup > 0 else 0
-    final_ratio = SCHEDULES[cfg.schedule]
-    evals = eval_schedule(steps, cfg.eval_points)
-
+    plan = RunPlan.of(cfg, data)
+    sampler = SequenceSampler(data.train, cfg.model.n_ctx, plan.batch_size, cfg.seed)
+    vx, vy = eval_windows(data.val, cfg.model.n_ctx, cfg.eval_tokens)
     if threads:
         torch.set_num_threads(threads)
-    torch.manual_seed(cfg.seed)
-    model = build_model(m)
-    model.kernels_used = resolve_kernels(m.kernels, device)
-    model.to(device)
-    decay = [p for p in model.parameters() if p.dim() >= 2]
-    no_decay = [p for p in model.parameters() if p.dim() < 2]
-    opt = torch.optim.AdamW(
-        [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
-        lr=peak_lr,
-        betas=cfg.betas,
-        eps=1e-8,
-        foreach=True,
-    )
-    fwd = torch.compile(model) if cfg.compile else model
-    amp_dtype = torch.bfloat16 if cfg.precision == "bf16" else None
-
-    def autocast():
-        return torch.autocast(device_type=device, dtype=amp_dtype, enabled=amp_dtype is not None)
-
-    curve: dict[str, list] = {"step": [], "tokens": [], "lr": [], "train_loss": [], "val_loss": []}
-    losses: list[float] = []
-    start_step, elapsed_before, train_s_before, resumed_from = 0, 0.0, 0.0, []
+    model, opt = make_model(cfg, plan.device)
+    step_loss = torch.compile(model.training_loss) if cfg.compile else model.training_loss
+    autocast = autocast_for(plan.device, cfg.precision)
+    state = None
     if ckpt_path is not None and ckpt_path.exists():
-        state = torch.load(ckpt_path, map_location=device, weights_only=False)
-        if state["run_id"] != run_id:
-            raise UserError(f"checkpoint {ckpt_path} belongs to another run")
-        model.load_state_dict(state["model"])
-        opt.load_state_dict(state["opt"])
-        start_step, curve, losses = state["step"], state["curve"], state["losses"]
-        elapsed_before, train_s_before = state["wall_s"], state["train_s"]
-        resumed_from = [*state["resumed_from"], start_step]
-        log(f"resuming {run_id[:16]} from step {start_step}/{steps}")
-
-    t0 = time.perf_counter()
-    train_s = train_s_before
-    last_ckpt = time.monotonic()
+        state = load_checkpoint(ckpt_path, run_id, model, opt, plan.device, log)
+        if state is not None:
+            state.resumed_from.append(state.step)
+            log(f"resuming {run_id[:16]} from step {state.step}/{plan.steps}")
+    state = state or RunState()
+    diverge_at = DIVERGENCE_FACTOR * math.log(cfg.model.vocab_size)
+    started, t0, last_ckpt, wall_before = _utc_now(), time.perf_counter(), time.monotonic(), state.wall_s
     status, reason = "finished", None
-    diverge_at = DIVERGENCE_FACTOR * math.log(m.vocab_size)
-    started = _dt.datetime.now(_dt.UTC).replace(microsecond=0).isoformat()
 
-    def do_eval(step: int):
-        val = evaluate(model, vx, vy, batch_size, device, autocast)
-        since = losses[curve["step"][-1] if curve["step"] else 0 : step]
-        curve["step"].append(step)
-        curve["tokens"].append(step * cfg.batch_tokens)
-        curve["lr"].append(lr_at(max(0, step - 1), steps, peak_lr, warmup_steps, final_ratio) if step else 0.0)
-        curve["train_loss"].append(float(np.mean(since)) if since else None)
-        curve["val_loss"].append(val)
+    def evaluate_now(step: int) -> float:
+        val = evaluate(model, vx, vy, plan.batch_size, plan.device, autocast)
+        record_eval(state, step, val, cfg, plan)
         return val
 
-    try:
-        if start_step == 0 and 0 in evals and not curve["step"]:
-            do_eval(0)
-        for step in range(start_step, steps):
-            lr = lr_at(step, steps, peak_lr, warmup_steps, final_ratio)
-            for g in opt.param_groups:
-                g["lr"] = lr
-            xb, yb = sampler.batch(step)
-            ts = time.perf_counter()
-            xb, yb = torch.from_numpy(xb).to(device), torch.from_numpy(yb).to(device)
-            with autocast():
-                loss = fwd(xb, yb)
-            loss.backward()
-            gnorm = torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip) if cfg.grad_clip else None
-            opt.step()
-            opt.zero_grad(set_to_none=True)
-            lv = float(loss.detach())
-            train_s += time.perf_counter() - ts
-            losses.append(lv)
-            if not math.isfinite(lv) or (gnorm is not None and not math.isfinite(float(gnorm))):
-                status, reason = "failed", f"non-finite loss or gradient at step {step + 1}"
-                break
-            if lv > diverge_at and step >= warmup_steps:
-                status, reason = (
-                    "failed",
-                    f"diverged: training loss {lv:.3g} > 1.5 ln(vocab) = {diverge_at:.3g} at step {step + 1}",
-                )
-                break
-            if step + 1 in evals:
-                val = do_eval(step + 1)
-                if not math.isfinite(val):
-                    status, reason = "failed", f"non-finite validation loss at step {step + 1}"
-                    break
-            if progress is not None:
-                progress({"run_id": run_id, "step": step + 1, "steps": steps, "loss": lv})
-            if ckpt_path is not None and (
-                time.monotonic() - last_ckpt >= checkpoint_every_s
-                or (stop_after is not None and step + 1 == stop_after)
-            ):
-                _save_checkpoint(
-                    ckpt_path,
-                    {
-                        "run_id": run_id,
-                        "step": step + 1,
-                        "model": model.state_dict(),
-                        "opt": opt.state_dict(),
-                        "curve": curve,
-                        "losses": losses,
-                        "resumed_from": resumed_from,
-                        "wall_s": elapsed_before + time.perf_counter() - t0,
-                        "train_s": train_s,
-                    },
-                )
-                last_ckpt = time.monotonic()
-            if stop_after is not None and step + 1 == stop_after:
-                raise _Stop
-    except _Stop:
-        return {"run_id": run_id, "status": "interrupted", "step": stop_after}
+    if state.step == 0 and not state.curve["step"]:
+        evaluate_now(0)
+    for step in range(state.step, plan.steps):
+        for g in opt.param_groups:
+            g["lr"] = plan.lr(step)
+        xb, yb = sampler.batch(step)
+        ts = time.perf_counter()
+        xb, yb = torch.from_numpy(xb).to(plan.device), torch.from_numpy(yb).to(plan.device)
+        with autocast():
+            loss, aux = step_loss(xb, yb)
+            total = loss + sum(aux.values()) if aux else loss
+        total.backward()
+        gnorm = torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip) if cfg.grad_clip else None
+        opt.step()
+        opt.zero_grad(set_to_none=True)
+        lv = float(loss.detach())
+        state.train_s += time.perf_counter() - ts
+        state.losses.append(lv)
+        for name, term in aux.items():
+            state.aux.setdefault(name, []).append(float(term.detach()))
+        state.step = step + 1
+        reason = check_step(lv, gnorm, step, plan, diverge_at)
+        if reason is None and state.step in plan.eval_steps and not math.isfinite(evaluate_now(state.step)):
+            reason = f"non-finite validation loss at step {state.step}"
+        if reason is not None:
+            status = "failed"
+            break
+        if progress is not None:
+            progress({"run_id": run_id, "step": state.step, "steps": plan.steps, "loss": lv})
+        interrupt = stop_after is not None and state.step == stop_after
+        if ckpt_path is not None and (time.monotonic() - last_ckpt >= checkpoint_every_s or interrupt):
+            state.wall_s = wall_before + time.perf_counter() - t0
+            save_checkpoint(ckpt_path, run_id, model, opt, state)
+            last_ckpt = time.monotonic()
+        if interrupt:
+            return {"run_id": run_id, "status": "interrupted", "step": stop_after}
 
     by_position = None
     if status == "finished":  # the model is in its final state, the one the last val_loss was measured on
         try:
-            by_position = evaluate_by_position(model, vx, vy, batch_size, device, autocast)
+            by_position = evaluate_by_position(model, vx, vy, plan.batch_size, plan.device, autocast)
         except NotImplementedError:
-            log(f"{m.name}: no per-token loss; the record has no val_by_position")
-
-    wall = elapsed_before + time.perf_counter() - t0
-    done_steps = len(losses)
-    tokens = done_steps * cfg.batch_tokens
-    tail = losses[-max(1, done_steps // 10) :]
-    record = {
-        "schema": SCHEMA,
-        "run_id": run_id,
-        "status": status,
-        "reason": reason,
-        "config": cfg.to_dict(),
-        "config_hash": content_hash(cfg.to_dict()),
-        "seed": cfg.seed,
-        "resolved": {
-            "device": device,
-            "kernels": model.kernels_used,
-            "peak_lr": peak_lr,
-            "batch_size": batch_size,
-            "steps": steps,
-            "warmup_steps": warmup_steps,
-            "final_lr_ratio": final_ratio,
-            "epochs": epochs,
-            "eval_tokens": int(vy.size),
-            "eval_steps": evals,
-        },
-        "model": {**m.to_dict(), **counts.to_dict()},
-        "scale": {
-            "N_kaplan": counts.n_kaplan,
-            "N_total": counts.n_total,
-            "N_non_embedding": counts.n_non_embedding,
-            "D": tokens,
-            "steps_done": done_steps,
-            "C_kaplan": counts.flops_per_token_kaplan * tokens,
-            "C_hoffmann": counts.flops_per_token_hoffmann * tokens,
-        },
-        "loss": {
-            "train_final": float(np.mean(tail)) if status == "finished" else None,
-            "val_final": curve["val_loss"][-1] if status == "finished" else None,
-            # mean validation cross-entropy at each context position 0..n_ctx-1 (final model, same windows)
-            "val_by_position": by_position,
-        },
-        "curve": curve,
-        "data": data.describe(),
-        "provenance": {"git_commit": git_commit(), "packages": package_versions(), "device": device_info()},
-        "timing": {
-            "started_utc": started,
-            "finished_utc": _dt.datetime.now(_dt.UTC).replace(microsecond=0).isoformat(),
-            "wall_s": wall,
-            "train_s": train_s,
-            "tokens_per_s": tokens / train_s if train_s > 0 else None,
-            "flops_per_s_kaplan": counts.flops_per_token_kaplan * tokens / train_s if train_s > 0 else None,
-            "flops_per_s_hoffmann": counts.flops_per_token_hoffmann * tokens / train_s if train_s > 0 else None,
-            "threads": torch.get_num_threads(),
-            "resumed_from_steps": resumed_from,
-        },
-    }
+            log(f"{cfg.model.name}: no per-token loss; the record has no val_by_position")
+    state.wall_s = wall_before + time.perf_counter() - t0
+    record = make_record(cfg, ident, plan, state, data, model, int(vy.size), status, reason, by_position, started)
     if record_path is not None:
         write_json_atomic(record_path, record)
         if ckpt_path.exists():

@@ -108,7 +108,7 @@ def test_train_throughput(benchmark, stream, peak, n):
     shape = shape_for_n(n)
     data = TokenData(stream[:380_000], stream[380_000:], VOCAB)
     cfg = TrainConfig(
-        model=ModelConfig(n_ctx=N_CTX, vocab_size=VOCAB, **shape),
+        model=ModelConfig.make(n_ctx=N_CTX, vocab_size=VOCAB, **shape),
         tokens=(STEPS + 2) * BATCH * N_CTX,
         batch_tokens=BATCH * N_CTX,
         eval_points=1,

@@ -18,7 +18,7 @@ def register(sub) -> None:
         "Example: scaling train --N 1e5 --tokens 1e6 --out runs",
     )
     p.add_argument("--config", type=Path, help="TOML file of TrainConfig fields ([model] for the model)")
-    p.add_argument("--model", help="registered model name (gpt, lstm)")
+    p.add_argument("--model", help="registered model name (gpt, lstm) or an import path 'package.module:Class'")
     p.add_argument("--N", type=float, help="target Kaplan non-embedding parameters (shape chosen for you)")
     p.add_argument("--n-layer", type=int)
     p.add_argument("--d-model", type=int)
@@ -83,6 +83,17 @@ def register(sub) -> None:
         help="submitit backend: slurm, or local to try the same submission as local processes",
     )
     s.set_defaults(func=_sweep)
+
+    mg = sub.add_parser(
+        "migrate",
+        help="upgrade a folder of run records and sweep manifests to the current schema",
+        description="Rewrite the run records under FOLDER/runs and the manifests under FOLDER/sweeps in the current "
+        "schema (run ids from canonical configs, content hashes). Measurements are kept as they are. Give the "
+        "sweep specs the manifests came from (--spec) so that a replication tier can be audited afterwards.",
+    )
+    mg.add_argument("folder", type=Path, help="a run cache: the folder holding runs/ (and sweeps/)")
+    mg.add_argument("--spec", type=Path, nargs="*", default=[], help="sweep specs (TOML) of the folder's manifests")
+    mg.set_defaults(func=_migrate)
 
     r = sub.add_parser("runs", help="list run records in a folder")
     r.add_argument("path", type=Path)
@@ -175,10 +186,7 @@ def _train(args) -> int:
     print(file=sys.stderr)
     s, t = rec["scale"], rec["timing"]
     print(f"run {rec['run_id'][:16]}: {rec['status']}" + (f" ({rec['reason']})" if rec["reason"] else ""))
-    print(
-        f"  model {rec['model']['name']} L={rec['model']['n_layer']} d={rec['model']['d_model']} "
-        f"H={rec['model']['n_head']}  N_kaplan={s['N_kaplan']:,} N_total={s['N_total']:,}"
-    )
+    print(f"  model {_shape(rec['config']['model'])}  N_kaplan={s['N_kaplan']:,} N_total={s['N_total']:,}")
     print(f"  D={s['D']:,} tokens  C_kaplan={s['C_kaplan']:.3g}  C_hoffmann={s['C_hoffmann']:.3g} FLOPs")
     if rec["status"] == "finished":
         print(f"  final val loss {rec['loss']['val_final']:.4f}  train loss {rec['loss']['train_final']:.4f}")
@@ -215,25 +223,36 @@ def _sweep(args) -> int:
     sp = plan(spec, log=lambda s: print(s, file=sys.stderr))
     if args.dry_run:
         for r in sp.runs:
-            m = r.config.model
             d = r.config.steps * r.config.batch_tokens
-            print(f"{r.run_id[:16]}  {r.origin}  L={m.n_layer} d={m.d_model} H={m.n_head} D={d:,}")
+            print(f"{r.run_id[:16]}  {r.origin}  {_shape(r.config.model.to_dict())} D={d:,}")
         for d in sp.dropped:
             print(f"dropped: {d}")
         return 0
     results = run_sweep(sp, args.out, workers=args.workers or DEFAULT_WORKERS, threads=args.threads, executor=executor)
-    ids = {r["run_id"][:16] for r in results}
-    table = load_runs(args.out / "runs", include_failed=False)
-    keep = [i for i, rid in enumerate(table["run_id"]) if rid in ids]
-    sub = type(table)(
-        {k: v[keep] for k, v in table.columns.items()},
-        [table.records[i] for i in keep],
-        [f for f in table.failed if f[0] in ids],
-    )
+    sub = load_runs(args.out / "runs", include_failed=False).subset(r["run_id"] for r in results)
     print(format_table(sub))
     n_failed = sum(r["status"] != "finished" for r in results)
     print(f"{len(results) - n_failed} finished, {n_failed} failed; records in {args.out / 'runs'}")
     return 0 if n_failed == 0 else 1
+
+
+_SHAPE_ABBREV = {"n_layer": "L", "d_model": "d", "n_head": "H"}
+
+
+def _shape(model: dict) -> str:
+    """A model's name and its architecture's shape fields, e.g. ``gpt L=2 d=64 H=2``."""
+    from ..models.config import COMMON_FIELDS
+
+    shape = {k: v for k, v in model.items() if k != "name" and k not in COMMON_FIELDS}
+    keys = [k for k in _SHAPE_ABBREV if k in shape] or list(shape)[:3]
+    return " ".join([model["name"], *(f"{_SHAPE_ABBREV.get(k, k)}={shape[k]}" for k in keys)])
+
+
+def _migrate(args) -> int:
+    from ..migrate import migrate_folder
+
+    migrate_folder(args.folder, args.spec, log=lambda s: print(s, file=sys.stderr))
+    return 0
 
 
 def _runs(args) -> int:

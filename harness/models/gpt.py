@@ -11,13 +11,16 @@ Initialisation follows GPT-2 / nanoGPT: N(0, 0.02), residual output projections 
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .ops import layer_norm, linear_cross_entropy
-from .registry import KernelOp, LanguageModel, ModelConfig, ModelCounts, register
+from .base import LanguageModel
+from .config import ModelArgs, ModelCounts
+from .layers import MLP, CausalSelfAttention, LayerNorm, rotary_tables
+from .ops import linear_cross_entropy
 
 # Shape policy for ``shape_for``: d_model ~= ASPECT * n_layer (Kaplan et al. 2020, Fig. 5, find loss nearly
 # independent of the aspect ratio d_model / n_layer between ~20 and ~200; 32 keeps the smallest models deep
@@ -27,74 +30,42 @@ ASPECT = 32
 HEAD_DIM = 64
 
 
-class LayerNorm(KernelOp):
-    """``kernels`` is the resolved implementation, set through the model's ``kernels_used`` (PyTorch until then)."""
-
-    def __init__(self, d: int, bias: bool):
-        super().__init__()
-        self.weight = nn.Parameter(torch.ones(d))
-        self.bias = nn.Parameter(torch.zeros(d)) if bias else None
-
-    def forward(self, x):
-        return layer_norm(x, self.weight, self.bias, 1e-5, self.kernels)
+POSITION_SETTINGS = ("learned", "rotary")
 
 
-def rotary_tables(n_ctx: int, head_dim: int, base: float = 10000.0) -> tuple[torch.Tensor, torch.Tensor]:
-    inv_freq = 1.0 / base ** (torch.arange(0, head_dim, 2, dtype=torch.float64) / head_dim)
-    angles = torch.outer(torch.arange(n_ctx, dtype=torch.float64), inv_freq)  # (T, head_dim/2)
-    return angles.cos().float(), angles.sin().float()
+@dataclass(frozen=True)
+class GPTArgs(ModelArgs):
+    n_layer: int = 2
+    d_model: int = 64
+    n_head: int = 2
+    mlp_ratio: int = 4
+    tie_weights: bool = False  # output projection shares the token embedding
+    pos: str = "learned"  # "learned" absolute positions | "rotary" (RoPE in every attention layer)
+    bias: bool = True  # biases in the linear layers and LayerNorms
 
-
-def apply_rotary(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
-    """Rotate channel pairs (i, i + head_dim/2) of ``x`` (B, H, T, head_dim) by position-dependent angles."""
-    T = x.shape[-2]
-    x1, x2 = x.chunk(2, dim=-1)
-    c, s = cos[:T].to(x.dtype), sin[:T].to(x.dtype)
-    return torch.cat([x1 * c - x2 * s, x1 * s + x2 * c], dim=-1)
-
-
-class CausalSelfAttention(nn.Module):
-    def __init__(self, cfg: ModelConfig):
-        super().__init__()
-        self.n_head = cfg.n_head
-        self.qkv = nn.Linear(cfg.d_model, 3 * cfg.d_model, bias=cfg.bias)
-        self.proj = nn.Linear(cfg.d_model, cfg.d_model, bias=cfg.bias)
-
-    def forward(self, x, rotary=None):
-        B, T, C = x.shape
-        q, k, v = self.qkv(x).view(B, T, 3, self.n_head, C // self.n_head).permute(2, 0, 3, 1, 4)
-        if rotary is not None:
-            q, k = apply_rotary(q, *rotary), apply_rotary(k, *rotary)
-        y = F.scaled_dot_product_attention(q, k, v, is_causal=True)
-        return self.proj(y.transpose(1, 2).reshape(B, T, C))
-
-
-class MLP(nn.Module):
-    def __init__(self, cfg: ModelConfig):
-        super().__init__()
-        self.fc = nn.Linear(cfg.d_model, cfg.mlp_ratio * cfg.d_model, bias=cfg.bias)
-        self.proj = nn.Linear(cfg.mlp_ratio * cfg.d_model, cfg.d_model, bias=cfg.bias)
-
-    def forward(self, x):
-        return self.proj(F.gelu(self.fc(x), approximate="tanh"))
+    def __post_init__(self):
+        super().__post_init__()
+        self.require_positive("n_layer", "d_model", "n_head", "mlp_ratio")
+        self.require_choice("pos", POSITION_SETTINGS)
 
 
 class Block(nn.Module):
-    def __init__(self, cfg: ModelConfig):
+    def __init__(self, cfg: GPTArgs):
         super().__init__()
         self.ln1 = LayerNorm(cfg.d_model, cfg.bias)
-        self.attn = CausalSelfAttention(cfg)
+        self.attn = CausalSelfAttention(cfg.d_model, cfg.n_head, cfg.bias)
         self.ln2 = LayerNorm(cfg.d_model, cfg.bias)
-        self.mlp = MLP(cfg)
+        self.mlp = MLP(cfg.d_model, cfg.mlp_ratio, cfg.bias)
 
     def forward(self, x, rotary=None):
         x = x + self.attn(self.ln1(x), rotary)
         return x + self.mlp(self.ln2(x))
 
 
-@register("gpt")
 class GPT(LanguageModel):
-    def __init__(self, cfg: ModelConfig):
+    Args = GPTArgs
+
+    def __init__(self, cfg: GPTArgs):
         super().__init__()
         if cfg.d_model % cfg.n_head:
             raise ValueError(f"d_model {cfg.d_model} is not divisible by n_head {cfg.n_head}")
@@ -152,7 +123,7 @@ class GPT(LanguageModel):
 
     # ----------------------------------------------------------------------------------- accounting
     @classmethod
-    def counts(cls, cfg: ModelConfig) -> ModelCounts:
+    def counts(cls, cfg: GPTArgs) -> ModelCounts:
         L, d, V, T, H, f = cfg.n_layer, cfg.d_model, cfg.vocab_size, cfg.n_ctx, cfg.n_head, cfg.mlp_ratio
         n_kaplan = L * (4 * d * d + 2 * f * d * d)  # = 12 L d^2 for f = 4 (Kaplan et al. Table 1)
         biases = (3 * d + d + f * d + d) if cfg.bias else 0
@@ -167,7 +138,9 @@ class GPT(LanguageModel):
         return ModelCounts(n_kaplan, n_non_emb, n_non_emb + emb, float(kaplan), float(3 * forward))
 
     @classmethod
-    def shape_for(cls, n: float, aspect: int = ASPECT, head_dim: int = HEAD_DIM, min_layers: int = 1) -> dict[str, int]:
+    def shape_for(
+        cls, n: float, *, aspect: int = ASPECT, head_dim: int = HEAD_DIM, min_layers: int = 1
+    ) -> dict[str, int]:
         # 12 L d^2 = n with d = aspect * L  =>  L = (n / (12 aspect^2))^(1/3); at small n the aspect ratio gives
         # way to ``min_layers`` (Kaplan et al. Sec. 3.1: one-layer models fall off the trend)
         n_layer = max(1, min_layers, round((n / (12 * aspect**2)) ** (1 / 3)))

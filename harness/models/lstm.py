@@ -6,21 +6,36 @@ tokens -> token embedding -> nn.LSTM(d_model, d_model, n_layer) -> LayerNorm -> 
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import torch
 from torch import nn
 
-from .gpt import LayerNorm
+from .base import LanguageModel
+from .config import ModelArgs, ModelCounts
+from .layers import LayerNorm
 from .ops import linear_cross_entropy
-from .registry import LanguageModel, ModelConfig, ModelCounts, register
 
 # Shape policy: LSTM_LAYERS layers (Kaplan et al. 2020, Fig. 7, train 1-, 2- and 4-layer LSTMs), width from N.
 LSTM_LAYERS = 2
 
 
-@register("lstm")
+@dataclass(frozen=True)
+class LSTMArgs(ModelArgs):
+    n_layer: int = 2
+    d_model: int = 64  # embedding and hidden width
+    tie_weights: bool = False
+    bias: bool = True  # LSTM gate biases (b_ih, b_hh) and the final LayerNorm's bias
+
+    def __post_init__(self):
+        super().__post_init__()
+        self.require_positive("n_layer", "d_model")
+
+
 class LSTM(LanguageModel):
-    def __init__(self, cfg: ModelConfig):
+    Args = LSTMArgs
+
+    def __init__(self, cfg: LSTMArgs):
         super().__init__()
         self.config = cfg
         self.wte = nn.Embedding(cfg.vocab_size, cfg.d_model)
@@ -49,7 +64,7 @@ class LSTM(LanguageModel):
         return linear_cross_entropy(self.hidden(idx), self.head_weight, None, targets, self.kernels_used)
 
     @classmethod
-    def counts(cls, cfg: ModelConfig) -> ModelCounts:
+    def counts(cls, cfg: LSTMArgs) -> ModelCounts:
         L, d, V = cfg.n_layer, cfg.d_model, cfg.vocab_size
         n_kaplan = L * 8 * d * d  # 4 gates x (input + recurrent) weights; no biases
         n_non_emb = n_kaplan + (L * 8 * d if cfg.bias else 0) + (2 * d if cfg.bias else d)  # b_ih + b_hh, ln_f
@@ -60,6 +75,6 @@ class LSTM(LanguageModel):
         return ModelCounts(n_kaplan, n_non_emb, n_non_emb + emb, float(6 * n_kaplan), float(3 * forward))
 
     @classmethod
-    def shape_for(cls, n: float, n_layer: int = LSTM_LAYERS) -> dict[str, int]:
+    def shape_for(cls, n: float, *, n_layer: int = LSTM_LAYERS) -> dict[str, int]:
         d = max(8, 8 * round(math.sqrt(n / (8 * n_layer)) / 8))
-        return {"n_layer": n_layer, "d_model": d, "n_head": 1}
+        return {"n_layer": n_layer, "d_model": d}

@@ -1,193 +1,178 @@
-"""Model registry, the shared model config, and the counts every model reports.
+"""The model registry: names resolved lazily to model classes, in any process.
 
-A model is a ``torch.nn.Module`` subclass of :class:`LanguageModel` registered by name::
+An entry maps a name to a class or to an import path ``"package.module:Class"``; the module is imported
+the first time the name is used. A model is found by name in three ways, in this order:
 
-    @register("gpt")
-    class GPT(LanguageModel): ...
+1. registered in this process: ``@register("mine")`` on the class, or ``register("mine", "pkg.mod:Mine")``;
+2. an import path used as the name itself: ``ModelConfig.make("my_pkg.models:Mine")``;
+3. an installed package's entry point in the group ``scaling_harness.models`` (``mine = "pkg.mod:Mine"``).
 
-``build_model(ModelConfig(name="gpt", ...))`` looks it up, so a replication adds an architecture without
-touching the trainer. Every model reports, *analytically from its config* (no need to build it):
+Worker processes (the sweep's process pool, SLURM jobs) start with only the built-in entries, so the sweep
+hands them :func:`snapshot` (every entry as an import path) and they :func:`adopt` it before building a
+model. A class defined inside a function cannot be imported by path, so :func:`snapshot` names it in a clear
+error rather than letting the worker fail with "unknown model".
 
-* ``n_kaplan``: Kaplan et al. (2020) non-embedding parameters N (weight matrices of the blocks, no biases,
-  norms or embeddings; ``12 n_layer d_model^2`` for the GPT);
-* ``n_non_embedding``: the exact count of non-embedding parameters (biases and norms included);
-* ``n_total``: every parameter counted once (embeddings included; Hoffmann et al. 2022 "Chinchilla" N);
-* ``flops_per_token_kaplan``: Kaplan's training FLOPs per token ``6 N + 6 n_layer n_ctx d_model``;
-* ``flops_per_token_hoffmann``: Hoffmann et al. Appendix F, full forward count (embeddings, attention
-  logits, softmax, output logits; multiply-accumulate = 2 FLOPs) times 3 (backward = 2 x forward).
+This module imports no torch; resolving a name imports the model's module (which does).
 """
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields
-from typing import Any, ClassVar
-
-import torch
-from torch import nn
+import importlib
+from importlib import metadata
+from typing import Any
 
 from ..errors import UserError
 
-KERNEL_SETTINGS = ("auto", "triton", "torch")
-POSITION_SETTINGS = ("learned", "rotary")
+ENTRY_POINT_GROUP = "scaling_harness.models"
+
+_BUILTIN: dict[str, str] = {
+    "gpt": "harness.models.gpt:GPT",
+    "lstm": "harness.models.lstm:LSTM",
+}
+_entries: dict[str, Any] = dict(_BUILTIN)  # name -> class or "module:attr"
+_resolved: dict[str, type] = {}
 
 
-@dataclass(frozen=True)
-class ModelConfig:
-    """Architecture and shape. Fields a model does not use (``n_head`` for the LSTM) are ignored by it."""
-
-    name: str = "gpt"
-    n_layer: int = 2
-    d_model: int = 64
-    n_head: int = 2
-    n_ctx: int = 128
-    vocab_size: int = 4096
-    mlp_ratio: int = 4
-    tie_weights: bool = False
-    pos: str = "learned"  # "learned" | "rotary" (GPT only)
-    bias: bool = True
-    kernels: str = "auto"  # "auto" | "triton" | "torch": LayerNorm and output+cross-entropy implementation
-
-    def __post_init__(self):
-        for f in ("n_layer", "d_model", "n_ctx", "vocab_size", "mlp_ratio", "n_head"):
-            v = getattr(self, f)
-            if not isinstance(v, int) or isinstance(v, bool) or v < 1:
-                raise UserError(f"model.{f} must be a positive integer, got {v!r}")
-        if self.kernels not in KERNEL_SETTINGS:
-            raise UserError(f"model.kernels must be one of {', '.join(KERNEL_SETTINGS)}, got {self.kernels!r}")
-        if self.pos not in POSITION_SETTINGS:
-            raise UserError(f"model.pos must be one of {', '.join(POSITION_SETTINGS)}, got {self.pos!r}")
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> ModelConfig:
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(d) - known)
-        if unknown:
-            raise UserError(f"unknown model field(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
-        return cls(**d)
+def _import_path(path: str) -> type:
+    module, sep, attr = path.partition(":")
+    if not sep or not module or not attr:
+        raise UserError(f"model import path {path!r} is not of the form 'package.module:Class'")
+    try:
+        obj: Any = importlib.import_module(module)
+    except ImportError as exc:
+        raise UserError(f"cannot import model module {module!r} ({exc})") from None
+    for part in attr.split("."):
+        try:
+            obj = getattr(obj, part)
+        except AttributeError:
+            raise UserError(f"module {module!r} has no {attr!r} (model import path {path!r})") from None
+    return obj
 
 
-@dataclass(frozen=True)
-class ModelCounts:
-    n_kaplan: int
-    n_non_embedding: int
-    n_total: int
-    flops_per_token_kaplan: float
-    flops_per_token_hoffmann: float
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-
-class KernelOp(nn.Module):
-    """A submodule routed through the ``kernels`` switch (e.g. the GPT's LayerNorm). Its ``kernels`` is the
-    *resolved* implementation, ``"triton"`` or ``"torch"``, and follows :attr:`LanguageModel.kernels_used`."""
-
-    kernels: str = "torch"
+def _check_model_class(name: str, cls: Any) -> type:
+    """What the harness needs of a model class (checked by shape, so this module stays free of torch):
+    its ``Args`` dataclass and ``counts``; subclassing :class:`harness.models.LanguageModel` gives the rest."""
+    ok = (
+        isinstance(cls, type)
+        and isinstance(getattr(cls, "Args", None), type)
+        and callable(getattr(cls, "counts", None))
+    )
+    if not ok:
+        raise UserError(
+            f"model {name!r} resolves to {cls!r}, which is not a model class (subclass harness.models.LanguageModel "
+            "and give it an Args dataclass and counts(args))"
+        )
+    return cls
 
 
-class LanguageModel(nn.Module):
-    """Base class: ``forward(idx, targets)`` returns the mean next-token cross-entropy (nats).
+def register(name: str, target: Any = None):
+    """Register a model class under ``name``: as a class decorator (``@register("mine")``), or directly with a
+    class or an import path (``register("mine", "pkg.mod:Mine")``, imported when first used)."""
 
-    ``kernels_used`` is the resolved kernel implementation (``"triton"`` or ``"torch"``) of the whole model:
-    a built model runs PyTorch ops until it is set, usually to ``resolve_kernels(config.kernels, device)``
-    (the trainer does this), and setting it also switches every :class:`KernelOp` submodule.
-    """
+    def add(obj: Any):
+        current = _entries.get(name)
+        if current is not None and current is not obj and _describe(current) != _describe(obj):
+            raise ValueError(f"model {name!r} is already registered ({_describe(current)})")
+        _entries[name] = obj
+        _resolved.pop(name, None)
+        if isinstance(obj, type):
+            obj.registry_name = name
+        return obj
 
-    config: ModelConfig
-    _kernels_used: str = "torch"
-
-    @property
-    def kernels_used(self) -> str:
-        return self._kernels_used
-
-    @kernels_used.setter
-    def kernels_used(self, value: str) -> None:
-        if value not in ("triton", "torch"):
-            raise ValueError(f"kernels_used is a resolved setting, 'triton' or 'torch', not {value!r}")
-        self._kernels_used = value
-        for m in self.modules():
-            if isinstance(m, KernelOp):
-                m.kernels = value
-
-    @classmethod
-    def counts(cls, cfg: ModelConfig) -> ModelCounts:  # pragma: no cover - abstract
-        raise NotImplementedError
-
-    @classmethod
-    def shape_for(cls, n: float, **kw) -> dict[str, int]:  # pragma: no cover - abstract
-        """Shape fields (n_layer, d_model, n_head) giving about ``n`` Kaplan non-embedding parameters."""
-        raise NotImplementedError
-
-    def embedding_parameters(self) -> list[nn.Parameter]:  # pragma: no cover - abstract
-        raise NotImplementedError
-
-    def forward(self, idx: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:  # pragma: no cover
-        raise NotImplementedError
-
-    def token_losses(self, idx: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-        """Cross-entropy (nats) of every target token, shaped like ``targets`` (B, T); its mean is ``forward``.
-
-        For evaluation only (the trainer calls it under ``torch.no_grad()`` in eval mode). The default works
-        for a model with ``hidden(idx)`` (final hidden states) and ``head_weight`` (the output projection, as
-        the GPT and the LSTM have) and uses plain PyTorch for the projection and loss; other models override
-        it, or the trainer records no per-position loss for them.
-        """
-        hidden, weight = getattr(self, "hidden", None), getattr(self, "head_weight", None)
-        if hidden is None or weight is None:
-            raise NotImplementedError(f"{type(self).__name__} has no per-token loss")
-        from .ops import token_cross_entropy
-
-        return token_cross_entropy(hidden(idx), weight, None, targets)
-
-    # Counts measured on the built module (tests check them against the analytic ``counts``).
-    def measured_total_params(self) -> int:
-        return sum(p.numel() for p in self.parameters())  # parameters() yields tied weights once
-
-    def measured_non_embedding_params(self) -> int:
-        emb = {id(p) for p in self.embedding_parameters()}
-        return sum(p.numel() for p in self.parameters() if id(p) not in emb)
+    return add if target is None else add(target)
 
 
-_REGISTRY: dict[str, type[LanguageModel]] = {}
+def _describe(obj: Any) -> str:
+    return obj if isinstance(obj, str) else f"{obj.__module__}:{obj.__qualname__}"
 
 
-def register(name: str):
-    """Class decorator: make a :class:`LanguageModel` subclass available as ``ModelConfig(name=name)``."""
-
-    def deco(cls: type[LanguageModel]) -> type[LanguageModel]:
-        if name in _REGISTRY and _REGISTRY[name] is not cls:
-            raise ValueError(f"model {name!r} is already registered")
-        _REGISTRY[name] = cls
-        cls.registry_name: ClassVar[str] = name
-        return cls
-
-    return deco
+def _entry_points() -> dict[str, str]:
+    return {ep.name: ep.value for ep in metadata.entry_points(group=ENTRY_POINT_GROUP)}
 
 
 def available_models() -> list[str]:
-    return sorted(_REGISTRY)
+    """Registered names (built-ins, this process's registrations and installed entry points)."""
+    return sorted({*_entries, *_entry_points()})
 
 
-def model_class(name: str) -> type[LanguageModel]:
-    try:
-        return _REGISTRY[name]
-    except KeyError:
-        raise UserError(f"unknown model {name!r}; available: {', '.join(available_models())}") from None
+def model_class(name: str) -> type:
+    """The class registered as ``name`` (or at import path ``name``); a UserError listing the names if unknown."""
+    if name in _resolved:
+        return _resolved[name]
+    entry = _entries.get(name)
+    if entry is None and ":" in name:
+        entry = name
+    if entry is None:
+        entry = _entry_points().get(name)
+    if entry is None:
+        raise UserError(
+            f"unknown model {name!r}; available: {', '.join(available_models())} "
+            "(or give an import path 'package.module:Class')"
+        )
+    cls = _check_model_class(name, _import_path(entry) if isinstance(entry, str) else entry)
+    _resolved[name] = cls
+    return cls
 
 
-def build_model(cfg: ModelConfig) -> LanguageModel:
-    return model_class(cfg.name)(cfg)
+def args_class(name: str) -> type:
+    """The typed args dataclass of model ``name`` (its ``Args`` class attribute)."""
+    return model_class(name).Args
 
 
-def model_counts(cfg: ModelConfig) -> ModelCounts:
-    return model_class(cfg.name).counts(cfg)
+def snapshot(names: list[str] | None = None) -> dict[str, str]:
+    """Import paths of the registered entries (all, or ``names``), for :func:`adopt` in another process.
+
+    Built-ins and entry points are found anyway and left out. A class that cannot be imported by path
+    (defined in a function, or in a script run as ``__main__``) is a UserError here, in the parent, with what
+    to do about it."""
+    out = {}
+    for name, entry in _entries.items():
+        if names is not None and name not in names:
+            continue
+        if _BUILTIN.get(name) == entry:
+            continue
+        path = _describe(entry)
+        if not isinstance(entry, str):
+            module, qual = entry.__module__, entry.__qualname__
+            if "<locals>" in qual or module == "__main__":
+                raise UserError(
+                    f"model {name!r} ({module}.{qual}) is defined where other processes cannot import it "
+                    "(inside a function or in __main__): define it at the top level of an importable module, "
+                    "or run with one worker"
+                )
+        out[name] = path
+    return out
 
 
-def shape_for_n(n: float, name: str = "gpt", **kw) -> dict[str, int]:
-    """Shape for a target Kaplan non-embedding N, using the model's fixed, documented aspect ratio."""
+def adopt(entries: dict[str, str]) -> None:
+    """Add the import-path entries of another process's :func:`snapshot` (existing names are kept)."""
+    for name, path in entries.items():
+        _entries.setdefault(name, path)
+
+
+def build_model(cfg):
+    """Build the model of a :class:`~harness.models.config.ModelConfig` (parameters on the CPU)."""
+    return model_class(cfg.name)(cfg.args)
+
+
+def model_counts(cfg):
+    """Parameter and FLOP counts of a :class:`~harness.models.config.ModelConfig`, without building it."""
+    return model_class(cfg.name).counts(cfg.args)
+
+
+def shape_for_n(n: float, name: str = "gpt", **options) -> dict[str, int]:
+    """Shape fields for a target Kaplan non-embedding N, from the model's own documented shape policy.
+
+    ``options`` are the policy's keyword arguments (for the GPT: ``aspect``, ``min_layers``, ``head_dim``);
+    one the model's policy does not take is a UserError listing the ones it does."""
     if not n > 0:
         raise UserError(f"target N must be positive, got {n}")
-    return model_class(name).shape_for(float(n), **kw)
+    cls = model_class(name)
+    allowed = cls.shape_options()
+    unknown = sorted(set(options) - set(allowed))
+    if unknown:
+        raise UserError(
+            f"model {name!r} has no shape option(s) {', '.join(unknown)}; "
+            f"its options: {', '.join(allowed) if allowed else 'none'}"
+        )
+    return cls.shape_for(float(n), **options)

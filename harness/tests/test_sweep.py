@@ -54,7 +54,7 @@ def test_expand_grid_and_isoflop(data_dir):
         n = model_counts(cfg.model).n_kaplan
         d = 1e8 / (6 * n)
         assert d - 64 < cfg.tokens <= d and cfg.tokens % 64 == 0  # D = C / 6N, whole batches
-    with pytest.raises(UserError, match="unknown sweep section"):
+    with pytest.raises(UserError, match=r"unknown \[sweep spec\] key"):
         expand(_spec(data_dir, grids={}))
     with pytest.raises(UserError, match=r"grid\.N"):
         expand(_spec(data_dir, grid={"N": ["big"], "D": [1]}))
@@ -92,7 +92,7 @@ def test_process_pool_gives_the_same_records(data_dir, tmp_path):
     run_sweep(sp, tmp_path / "inproc", workers=1, threads=1, stream=io.StringIO())
     for r in sp.runs:
         a, b = (json.loads((tmp_path / w / "runs" / f"{r.run_id[:16]}.json").read_text()) for w in ("pool", "inproc"))
-        a.pop("timing"), b.pop("timing")
+        a.pop("timing"), b.pop("timing"), a.pop("sha256"), b.pop("sha256")
         assert a == b
 
 
@@ -162,7 +162,7 @@ def test_slurm_executor_through_submitit_local_backend(data_dir, tmp_path):
     run_sweep(sp, tmp_path / "inproc", workers=1, threads=1, stream=io.StringIO())
     for r in sp.runs:
         a, b = (json.loads((d / "runs" / f"{r.run_id[:16]}.json").read_text()) for d in (tmp_path, tmp_path / "inproc"))
-        a.pop("timing"), b.pop("timing")
+        a.pop("timing"), b.pop("timing"), a.pop("sha256"), b.pop("sha256")
         assert a == b
     # A second invocation submits nothing: every run is already in the cache.
     err = io.StringIO()
@@ -217,7 +217,7 @@ def test_slurm_job_failure_is_reported_and_rerun_via_cli(data_dir, tmp_path, cap
 
 def test_grid_aspect_ratios_give_shapes_of_one_size(data_dir):
     configs, _ = expand(_spec(data_dir, grid={"N": [2e4], "D": [640], "aspect": [4, 16, 64]}))
-    shapes = [(c.model.n_layer, c.model.d_model) for c, _ in configs]
+    shapes = [(c.model.args.n_layer, c.model.args.d_model) for c, _ in configs]
     assert len(set(shapes)) == 3  # three different shapes ...
     ns = [model_counts(c.model).n_kaplan for c, _ in configs]
     assert max(ns) / min(ns) < 2.0  # ... of about the same non-embedding size
@@ -228,7 +228,9 @@ def test_grid_aspect_ratios_give_shapes_of_one_size(data_dir):
 def test_grid_min_layers_floors_the_depth_of_small_models(data_dir):
     plain, _ = expand(_spec(data_dir, grid={"N": [3e3, 1e6], "D": [640]}))
     floored, _ = expand(_spec(data_dir, grid={"N": [3e3, 1e6], "D": [640], "min_layers": 2}))
-    assert plain[0][0].model.n_layer == 1 and floored[0][0].model.n_layer == 2  # the small one gets a 2nd layer
+    assert (
+        plain[0][0].model.args.n_layer == 1 and floored[0][0].model.args.n_layer == 2
+    )  # the small one gets a 2nd layer
     assert plain[1][0].model == floored[1][0].model  # a size deep enough already is left alone
     n = model_counts(floored[0][0].model).n_kaplan
     assert 0.4 < n / 3e3 < 2.5  # ... at about the requested size

@@ -21,7 +21,8 @@ def data(tmp_path_factory):
 
 
 def _comparable(rec: dict) -> dict:
-    return {k: v for k, v in rec.items() if k != "timing"}
+    """Everything but the wall-clock fields and the content hash that covers them."""
+    return {k: v for k, v in rec.items() if k not in ("timing", "sha256")}
 
 
 def test_same_config_gives_identical_record(data, tmp_path):
@@ -112,12 +113,16 @@ def test_budget_larger_than_corpus_says_how_many_epochs(data):
 
 def test_vocabulary_mismatch_is_an_error(data):
     with pytest.raises(UserError, match="vocabulary mismatch"):
-        train(tiny_config(model={"vocab_size": 4096}), None, data=data)
+        train(tiny_config(tokenizer="bpe", model={"vocab_size": 4096}), None, data=data)
+    # the byte tokenizer fixes the vocabulary: a direct TrainConfig says so instead of failing later
+    with pytest.raises(UserError, match="byte tokenizer has 256 token ids"):
+        TrainConfig(tokenizer="byte")
+    assert TrainConfig.from_dict({"tokenizer": "byte"}).model.vocab_size == 256
 
 
 def test_config_from_dict_and_validation():
     cfg = TrainConfig.from_dict({"model": {"N": 1e5}, "tokens": 1e6, "tokenizer": "byte"})
-    assert cfg.model.vocab_size == 256 and cfg.tokens == 1_000_000 and cfg.model.n_layer == 2
+    assert cfg.model.vocab_size == 256 and cfg.tokens == 1_000_000 and cfg.model.args.n_layer == 2
     assert TrainConfig.from_dict(cfg.to_dict()) == cfg
     with pytest.raises(UserError, match="unknown run field"):
         TrainConfig.from_dict({"learning_rate": 1})

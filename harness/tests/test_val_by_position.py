@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 import torch
 
+from harness import records
 from harness.data.stream import prepare_documents, read_text_folder
 from harness.models import ModelConfig, build_model, register
 from harness.models.ops import token_cross_entropy
@@ -37,7 +38,9 @@ def test_by_position_has_n_ctx_entries_whose_mean_is_the_final_val_loss(data, tm
 @pytest.mark.parametrize("name", ["gpt", "lstm"])
 def test_per_token_path_matches_the_fused_loss(name):
     torch.manual_seed(0)
-    cfg = ModelConfig(name=name, n_layer=1, d_model=16, n_head=2, n_ctx=8, vocab_size=64)
+    cfg = ModelConfig.make(
+        name, n_layer=1, d_model=16, n_ctx=8, vocab_size=64, **({"n_head": 2} if name == "gpt" else {})
+    )
     model = build_model(cfg).eval()
     x, y = torch.randint(0, 64, (3, 8)), torch.randint(0, 64, (3, 8))
     with torch.no_grad():
@@ -98,15 +101,17 @@ def test_run_table_exposes_by_position_aligned_with_rows(data, tmp_path):
         train(tiny_config(model={"name": n, "n_ctx": c}, batch_tokens=64), tmp_path, data=data, threads=1)
         for n, c in [("gpt", 16), ("lstm", 32)]
     ]
-    legacy = json.loads(json.dumps(recs[0]))  # a record written before the field existed
+    legacy = json.loads(json.dumps(recs[0]))  # a record written before the field existed (another run's)
     del legacy["loss"]["val_by_position"]
-    legacy["run_id"] = "0" * 64
-    (tmp_path / "runs" / "legacy.json").write_text(json.dumps(legacy))
+    legacy["identity"]["config"]["seed"] = 99
+    legacy["run_id"] = records.run_id_of(legacy["identity"])
+    legacy = records.seal(legacy)
+    (tmp_path / "runs" / f"{legacy['run_id'][:16]}.json").write_text(json.dumps(legacy))
     table = load_runs(tmp_path)
     assert len(table.by_position) == len(table) == 3 and "by_position" not in table.columns
     by_id = {r["run_id"][:16]: r for r in recs}
     for rid, bp, n_ctx in zip(table["run_id"], table.by_position, table["n_ctx"], strict=True):
-        if rid == "0" * 16:
+        if rid == legacy["run_id"][:16]:
             assert bp is None
         else:
             assert bp.shape == (n_ctx,) and bp.tolist() == by_id[rid]["loss"]["val_by_position"]

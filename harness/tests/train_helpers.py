@@ -23,8 +23,11 @@ def write_text_folder(root: Path, n_docs: int = 24, words: int = 220, seed: int 
 def tiny_config(**over):
     from harness.train import TrainConfig
 
+    over_model = over.pop("model", {})
     model = {"name": "gpt", "n_layer": 1, "d_model": 16, "n_head": 2, "n_ctx": 16, "vocab_size": 256}
-    model.update(over.pop("model", {}))
+    if over_model.get("name", "gpt") != "gpt":  # another architecture: only the fields every model has
+        model = {"n_ctx": 16, "vocab_size": 256}
+    model.update(over_model)
     base = {
         "tokenizer": "byte",
         "tokens": 64 * 12,

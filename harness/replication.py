@@ -169,6 +169,35 @@ def get(name: str) -> Replication:
     return rep
 
 
+def registered_datasets() -> dict[str, PublishedDataset]:
+    """Every data set the replications declare, by name, in the order of the replications.
+
+    Filled from the replications themselves (``replications/<name>/``, each one's ``Replication.datasets``),
+    so a new paper's data is found by adding its folder, never by editing the harness. Two different data sets
+    under one name would share a cache folder, so that is an error rather than one silently hiding the other.
+    """
+    out: dict[str, PublishedDataset] = {}
+    owner: dict[str, str] = {}
+    for rep_name in available():  # imports each replication package
+        for ds in get(rep_name).datasets:
+            if ds.name in out and out[ds.name] != ds:
+                raise UserError(
+                    f"replications {owner[ds.name]!r} and {rep_name!r} declare different data sets named {ds.name!r}"
+                )
+            out.setdefault(ds.name, ds)
+            owner.setdefault(ds.name, rep_name)
+    return out
+
+
+def find_dataset(name: str) -> PublishedDataset:
+    """The data set a replication declares under ``name`` (see :func:`registered_datasets`)."""
+    known = registered_datasets()
+    try:
+        return known[name]
+    except KeyError:
+        raise UserError(f"unknown data set {name!r}; known: {', '.join(sorted(known)) or 'none'}") from None
+
+
 @dataclass
 class AuditResult:
     replication: Replication

@@ -14,10 +14,10 @@ import time
 import numpy as np
 import pytest
 
-from harness.data import load_chinchilla
 from harness.fit import ScalingLaw, hoffmann_grid
 from harness.fit.reference import scipy_multistart
 from harness.provenance import REPO_ROOT, provenance, write_json_atomic
+from replications.chinchilla.data import load_chinchilla
 
 RESULTS = {}
 

@@ -1,4 +1,8 @@
-"""``scaling data``: published data sets (list, fetch into the cache)."""
+"""``scaling data``: published data sets (list, fetch into the cache).
+
+The data sets are those the replications declare (``Replication.datasets``), found through
+:func:`harness.replication.registered_datasets`: adding a paper's folder adds its data here.
+"""
 
 from __future__ import annotations
 
@@ -22,10 +26,11 @@ def register(sub) -> None:
 
 
 def _list(args) -> int:
-    from ..data import DATASETS, data_dir
+    from ..data import data_dir
+    from ..replication import registered_datasets
 
     print(f"published data: {data_dir()}  (set SCALING_DATA_DIR to move it)")
-    for ds in DATASETS.values():
+    for ds in registered_datasets().values():
         state = "cached" if ds.path.exists() else "not cached"
         print(f"{ds.name}: {ds.description}")
         print(f"    {state}; origin {ds.url}\n    licence: {ds.licence}\n    cite: {ds.citation}")
@@ -34,6 +39,7 @@ def _list(args) -> int:
 
 def _fetch(args) -> int:
     from ..data import fetch
+    from ..replication import find_dataset
 
-    print(fetch(args.name))
+    print(fetch(find_dataset(args.name)))
     return 0

@@ -5,10 +5,37 @@ from __future__ import annotations
 import csv
 import json
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from ..errors import UserError
+
+# Form options that have a flag of their own: option name (also the flag's argparse dest) -> flag. A form takes
+# a flag only if it has that option (``Form.options()``); which forms do is read from the forms, not listed here.
+OPTION_FLAGS = {"n_breaks": "--n-breaks"}
+
+
+def _default_losses() -> str:
+    """The default loss of each form, for --help: e.g. "mse for bnsl; huber for the others"."""
+    from ..fit import available_forms, form_class
+
+    by_loss: dict[str, list[str]] = {}
+    for name in available_forms():
+        by_loss.setdefault(form_class(name).default_loss, []).append(name)
+    if len(by_loss) == 1:
+        return next(iter(by_loss))
+    common = max(by_loss, key=lambda k: len(by_loss[k]))
+    rare = [f"{loss} for {', '.join(forms)}" for loss, forms in by_loss.items() if loss != common]
+    return f"{'; '.join(rare)}; {common} for the others"
+
+
+def _forms_with(option: str) -> tuple[list[str], Any]:
+    """The forms that have ``option``, and its default (that of the first; ``None`` if no form has it)."""
+    from ..fit import available_forms, form_class
+
+    forms = [f for f in available_forms() if option in form_class(f).options()]
+    return forms, (form_class(forms[0]).options()[option] if forms else None)
 
 
 def register(sub) -> None:
@@ -31,11 +58,17 @@ def register(sub) -> None:
         "--loss",
         choices=("huber", "mse", "huber_nll"),
         default=None,
-        help="fitting loss on log residuals (default: huber; mse for bnsl as in Caballero et al.)",
+        help=f"fitting loss on log residuals (default: each form's own, {_default_losses()})",
     )
     p.add_argument("--delta", type=float, default=1e-3, help="Huber threshold (default 1e-3, Hoffmann et al.)")
     p.add_argument("--reduction", choices=("sum", "mean"), default="sum")
-    p.add_argument("--n-breaks", type=int, default=1, help="number of breaks for --form bnsl (default 1)")
+    forms, default = _forms_with("n_breaks")
+    p.add_argument(
+        OPTION_FLAGS["n_breaks"],
+        type=int,
+        default=None,
+        help=f"number of breaks, for --form {' / '.join(forms)} only (default {default})",
+    )
     p.add_argument(
         "--bootstrap", type=int, default=0, metavar="N", help="bootstrap resamples for intervals (default 0)"
     )
@@ -77,14 +110,35 @@ def read_columns(path: Path, names: list[str]) -> dict[str, np.ndarray]:
     return {n: np.asarray(v) for n, v in cols.items()}
 
 
+def form_options(args) -> dict[str, Any]:
+    """The form options given as flags (see ``OPTION_FLAGS``); a flag the form has no option for is an error,
+    not silently ignored."""
+    from ..fit import form_class
+
+    have = form_class(args.form).options()
+    out = {}
+    for option, flag in OPTION_FLAGS.items():
+        value = getattr(args, option)
+        if value is None:
+            continue
+        if option not in have:
+            forms, _ = _forms_with(option)
+            raise UserError(f"{flag} is an option of --form {' / '.join(forms)}, not of {args.form!r}")
+        out[option] = value
+    return out
+
+
 def run(args) -> int:
     from ..fit import ScalingLaw
 
+    options = form_options(args)  # before reading the file: a wrong flag is the cheaper mistake to report
     xs = [c.strip() for c in args.x.split(",") if c.strip()]
     cols = read_columns(args.csv, [*xs, args.y])
-    loss = args.loss or ("mse" if args.form == "bnsl" else "huber")
-    kwargs = {"n_breaks": args.n_breaks} if args.form == "bnsl" else {}
-    law = ScalingLaw(args.form, loss=loss, delta=args.delta, reduction=args.reduction, form_kwargs=kwargs)
+    try:
+        law = ScalingLaw(args.form, loss=args.loss, delta=args.delta, reduction=args.reduction, form_kwargs=options)
+    except ValueError as exc:  # a bad option value, e.g. --n-breaks -1
+        raise UserError(str(exc)) from None
+    loss = law.objective.loss  # the form's own default when --loss is not given
     if len(xs) != law.form.n_inputs:
         raise UserError(
             f"form {args.form!r} takes {law.form.n_inputs} input column(s) ({', '.join(law.form.input_names)}), "

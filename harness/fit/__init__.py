@@ -1,7 +1,15 @@
 """Functional forms, robust multi-start fitting, bootstrap intervals and extrapolation scoring."""
 
-from .estimator import Bootstrap, ConvergenceError, FitInputError, FitWarning, ScalingLaw, validate_xy
-from .forms import Form, available_forms, get_form, hoffmann_grid, register_form
+from .estimator import (
+    Bootstrap,
+    ConvergenceError,
+    FitInputError,
+    FitWarning,
+    ScalingLaw,
+    percentile_interval,
+    validate_xy,
+)
+from .forms import Form, available_forms, form_class, get_form, hoffmann_grid, register_form
 from .objectives import Objective
 from .optim import BatchResult, batched_lbfgs
 
@@ -16,8 +24,10 @@ __all__ = [
     "ScalingLaw",
     "available_forms",
     "batched_lbfgs",
+    "form_class",
     "get_form",
     "hoffmann_grid",
+    "percentile_interval",
     "register_form",
     "validate_xy",
 ]

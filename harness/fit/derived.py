@@ -12,9 +12,6 @@ from __future__ import annotations
 
 import numpy as np
 
-CHINCHILLA_BUDGET = 5.76e23
-"""Training compute of Chinchilla (70B parameters, 1.4T tokens), Hoffmann et al. Table 3 / Section 4."""
-
 
 def exponent_a(alpha, beta):
     """Exponent of N_opt proportional to C^a."""

@@ -70,6 +70,19 @@ def validate_xy(X, y, n_inputs: int, n_params: int, input_names: Sequence[str] =
     return X, y
 
 
+def percentile_interval(values, level: float = 0.95) -> tuple[float, float]:
+    """Central percentile interval of ``values`` at ``level``: their ``(1 - level) / 2`` and ``(1 + level) / 2``
+    quantiles (numpy's default, linear interpolation). Every bootstrap interval of the harness and of the
+    replications is this one function, so they all mean the same thing by "95% interval"."""
+    if not 0 < level < 1:
+        raise ValueError(f"level must be strictly between 0 and 1, got {level}")
+    v = np.asarray(values, dtype=float)
+    if v.size == 0:
+        raise ValueError("a percentile interval needs at least one value, got none")
+    lo, hi = np.quantile(v, [(1 - level) / 2, (1 + level) / 2])
+    return float(lo), float(hi)
+
+
 @dataclass
 class Bootstrap:
     """Bootstrap replicates of a fit: ``samples`` has one row per replicate that converged."""
@@ -88,10 +101,8 @@ class Bootstrap:
         return self.samples[:, self.param_names.index(name)]
 
     def interval(self, name: str, level: float = 0.95) -> tuple[float, float]:
-        """Percentile interval of a parameter (or of a derived quantity added to ``extra``)."""
-        v = self.column(name)
-        lo, hi = np.quantile(v, [(1 - level) / 2, (1 + level) / 2])
-        return float(lo), float(hi)
+        """Percentile interval of a parameter (or of a derived quantity added with :meth:`derive`)."""
+        return percentile_interval(self.column(name), level)
 
     def derive(self, name: str, fn: Callable[[dict[str, np.ndarray]], np.ndarray]) -> np.ndarray:
         """Add a derived quantity computed from the parameter columns, e.g. ``a = beta/(alpha+beta)``."""
@@ -110,16 +121,18 @@ class ScalingLaw:
     ----------
     form: a registered form name (``"chinchilla"``, ``"kaplan"``, ``"power"``, ``"saturating_power"``,
         ``"bnsl"``, ``"isoflop_parabola"``, ``"m1"`` ... ``"m4"``) or a :class:`Form` instance.
-    loss, delta, reduction: see :mod:`harness.fit.objectives`.
+    loss, delta, reduction: see :mod:`harness.fit.objectives`. ``loss`` defaults to the form's own
+        (``Form.default_loss``: ``"huber"``, or ``"mse"`` for a form its paper fitted by squared error).
     starts: raw starting points ``(n_starts, P)``; default: the form's own grid.
     gtol, ftol, max_iter: optimiser stopping rules (SciPy L-BFGS-B defaults).
+    form_kwargs: options of a form given by name (``Form.options()``, e.g. ``{"n_breaks": 2}`` for ``"bnsl"``).
     """
 
     def __init__(
         self,
         form: str | Form = "chinchilla",
         *,
-        loss: str = "huber",
+        loss: str | None = None,
         delta: float = 1e-3,
         reduction: str = "sum",
         starts: np.ndarray | torch.Tensor | None = None,
@@ -129,6 +142,7 @@ class ScalingLaw:
         form_kwargs: dict | None = None,
     ):
         self.form = form if isinstance(form, Form) else get_form(form, **(form_kwargs or {}))
+        loss = self.form.default_loss if loss is None else loss
         self.objective = Objective(loss=loss, delta=delta, reduction=reduction)
         self.starts = starts
         self.gtol, self.ftol, self.max_iter = gtol, ftol, max_iter

@@ -9,10 +9,13 @@ replicated papers do. A form is a small object with
   ``(b, P)`` and ``logx`` of shape ``(n, k)`` (natural logs of the inputs), returning ``(b, n)``;
 * ``to_natural`` / ``from_natural`` between raw and paper parameters;
 * ``start_grid(logx, logy)``: sensible starting points (a grid over plausible ranges);
-* ``bounds``: plausible natural-parameter ranges, used to build grids and to flag suspicious fits.
+* ``bounds``: plausible natural-parameter ranges, used to build grids and to flag suspicious fits;
+* ``default_loss``: the fitting loss its paper used (``"huber"`` unless the form says otherwise);
+* its options: the constructor's arguments (``Form.options()``, e.g. BNSL's ``n_breaks``).
 
 Forms are registered by name (``get_form("chinchilla")``) so the CLI, claims files and users can refer to
-them by string; ``register_form`` adds a new one.
+them by string; ``register_form`` adds a new one. What a form declares about itself (its default loss, its
+options) is read from it, so the CLI and the estimator need no case for any particular form.
 """
 
 from __future__ import annotations
@@ -20,7 +23,8 @@ from __future__ import annotations
 import itertools
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
@@ -41,12 +45,21 @@ def register_form(name: str):
     return deco
 
 
-def get_form(name: str, **kwargs) -> Form:
-    """Instantiate a registered form by name (``kwargs`` go to its constructor, e.g. ``n_breaks``)."""
+def form_class(name: str) -> type[Form]:
+    """The class registered under ``name`` (its ``default_loss`` and ``options()`` without building one)."""
     try:
-        cls = _FORMS[name]
+        return _FORMS[name]
     except KeyError:
         raise ValueError(f"unknown form {name!r}; known forms: {', '.join(sorted(_FORMS))}") from None
+
+
+def get_form(name: str, **kwargs) -> Form:
+    """Instantiate a registered form by name (``kwargs`` are its options, e.g. ``n_breaks``)."""
+    cls = form_class(name)
+    unknown = sorted(set(kwargs) - set(cls.options()))
+    if unknown:
+        have = ", ".join(cls.options()) or "none"
+        raise ValueError(f"form {name!r} has no option {', '.join(map(repr, unknown))} (its options: {have})")
     return cls(**kwargs)
 
 
@@ -73,6 +86,14 @@ class Form:
     input_names: tuple[str, ...] = field(init=False, default=("x",))
     formula: str = field(init=False, default="")
     log_raw: tuple[int, ...] = field(init=False, default=())  # raw columns that are logs of positive parameters
+    # the loss a fit uses when none is given (``ScalingLaw(form)``, ``scaling fit``): the one of the form's paper
+    default_loss: ClassVar[str] = "huber"
+
+    @classmethod
+    def options(cls) -> dict[str, Any]:
+        """The form's options and their defaults: the arguments of its constructor (every other field is set
+        by the form itself), e.g. ``{"n_breaks": 1}`` for BNSL, ``{}`` for a form that has none."""
+        return {f.name: f.default for f in fields(cls) if f.init}
 
     @property
     def n_params(self) -> int:
@@ -311,18 +332,28 @@ class IsoFlopParabola(Form):
         u = logx[None, :, 0] / math.log(10.0)
         return torch.log(raw[:, 0:1].exp() + raw[:, 1:2].exp() * (u - raw[:, 2:3]) ** 2)
 
-    def closed_form(self, logx, y, w=None):
-        """Least squares of y on (1, u, u^2); returns raw parameters or None if not a valley."""
-        u = logx[:, 0] / math.log(10.0)
+    @staticmethod
+    def vertex(u: np.ndarray, y: np.ndarray, w: np.ndarray | None = None) -> tuple[float, float, float] | None:
+        """Weighted least squares of y on (1, u, u^2), written as ``y = y_min + k (u - u_0)^2``: returns
+        ``(u_0, y_min, k)``, or None if the parabola opens downward (no minimum). ``w`` weighs the squared
+        residuals (bootstrap multiplicities), so ``polyfit`` gets its square root.
+
+        The one implementation of the parabola: :func:`harness.fit.isoflop.fit_profile` calls it too."""
         w = np.ones_like(y) if w is None else w
         c2, c1, c0 = np.polyfit(u, y, 2, w=np.sqrt(w))
         if c2 <= 0:
             return None
-        u0 = -c1 / (2 * c2)
-        lmin = c0 - c1 * c1 / (4 * c2)
+        return -c1 / (2 * c2), c0 - c1 * c1 / (4 * c2), c2
+
+    def closed_form(self, logx, y, w=None):
+        """Least squares of y on (1, u, u^2); returns raw parameters or None if not a valley."""
+        v = self.vertex(logx[:, 0] / math.log(10.0), y, w)
+        if v is None:
+            return None
+        u0, lmin, k = v
         if lmin <= 0:
             return None
-        return np.array([math.log(lmin), math.log(c2), u0])
+        return np.array([math.log(lmin), math.log(k), u0])
 
     def start_grid(self, logx, logy):
         u = logx[:, 0] / math.log(10.0)
@@ -342,6 +373,7 @@ class BNSL(Form):
     """
 
     n_breaks: int = 1
+    default_loss: ClassVar[str] = "mse"  # Caballero et al. fit BNSL by mean squared log error
 
     def __post_init__(self):
         if self.n_breaks < 0:

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .estimator import FitInputError
+from .forms import IsoFlopParabola
 
 
 @dataclass(frozen=True)
@@ -37,19 +38,18 @@ def group_by_budget(C: np.ndarray, budgets: np.ndarray, tol_dex: float) -> np.nd
 def fit_profile(
     N: np.ndarray, L: np.ndarray, budget: float, weights: np.ndarray | None = None
 ) -> IsoFlopProfile | None:
-    """Weighted least-squares parabola of L on u = log10 N; None if it opens downward (no minimum)."""
+    """Weighted least-squares parabola of L on u = log10 N (:meth:`IsoFlopParabola.vertex`); None if it opens
+    downward (no minimum) or the points are too few to tell."""
     u = np.log10(np.asarray(N, dtype=float))
     w = np.ones_like(u) if weights is None else np.asarray(weights, dtype=float)
     if np.count_nonzero(w) < 4 or np.unique(u[w > 0]).size < 3:
         return None
-    c2, c1, c0 = np.polyfit(u, L, 2, w=np.sqrt(w))
-    if c2 <= 0:
+    v = IsoFlopParabola.vertex(u, L, w)
+    if v is None:
         return None
-    u0 = -c1 / (2 * c2)
+    u0, loss_min, k = v
     inside = bool(u[w > 0].min() <= u0 <= u[w > 0].max())
-    return IsoFlopProfile(
-        float(budget), int(np.count_nonzero(w)), float(u0), float(c0 - c1 * c1 / (4 * c2)), float(c2), inside
-    )
+    return IsoFlopProfile(float(budget), int(np.count_nonzero(w)), float(u0), float(loss_min), float(k), inside)
 
 
 def isoflop_profiles(

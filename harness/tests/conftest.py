@@ -12,8 +12,8 @@ if "SCALING_DATA_DIR" not in os.environ and SHARED.is_dir():
 
 @pytest.fixture(scope="session")
 def chinchilla_data():
-    from harness.data import DATASETS, load_chinchilla
+    from replications.chinchilla.data import CHINCHILLA, load_chinchilla
 
-    if not DATASETS["chinchilla"].path.exists():
+    if not CHINCHILLA.path.exists():
         pytest.skip("Chinchilla data not in the cache; set SCALING_DATA_DIR to a folder holding chinchilla/")
     return load_chinchilla()

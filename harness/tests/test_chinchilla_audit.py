@@ -26,6 +26,8 @@ def test_derived_quantities(audit):
     m = audit.result.measurements
     a, b = m["sum_fit.a"].value, m["sum_fit.b"].value
     assert a + b == pytest.approx(1.0)
+    # derived from the same bootstrap replicates as the parameters (Bootstrap.derive): b = 1 - a in every one
+    assert m["sum_fit.a"].ci[0] + m["sum_fit.b"].ci[1] == pytest.approx(1.0)
     assert 0.50 < a < 0.53  # about 0.51 (Besiroglu et al.)
     assert 15 < m["sum_fit.tokens_per_param"].value < 25  # about 20
     assert 60 < m["published_fit.tokens_per_param"].value < 100  # about 90 from eq. 10
@@ -56,6 +58,7 @@ def test_write_results(audit, tmp_path):
     out = replication.write_results(audit, tmp_path)
     rec = json.loads((out / "audit.json").read_text())
     assert rec["replication"] == "chinchilla"
+    assert rec["provenance"]["inputs"]["data"] == "chinchilla"
     assert rec["provenance"]["inputs"]["data_sha256"].startswith("193478df")
     assert {"git_commit", "packages", "created_utc"} <= set(rec["provenance"])
     assert (out / "isoloss_contours.png").stat().st_size > 10_000

@@ -56,7 +56,36 @@ def test_fit_json_with_bootstrap_and_plot(runs_csv, tmp_path, capsys):
 
 def test_fit_table(runs_csv, capsys):
     assert main(["fit", str(runs_csv), "--form", "power", "--x", "N", "--y", "loss"]) == 0
-    assert "alpha =" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "alpha =" in out and "huber loss" in out  # the form's default loss
+
+
+def test_fit_form_options_and_default_loss(tmp_path, capsys):
+    x = np.logspace(1, 5, 30)
+    p = tmp_path / "curve.csv"
+    p.write_text("x,y\n" + "".join(f"{a},{0.5 + 3.0 * a**-0.3}\n" for a in x))
+    args = ["fit", str(p), "--form", "bnsl", "--x", "x", "--y", "y", "--format", "json"]
+    assert main([*args, "--n-breaks", "0"]) == 0
+    res = json.loads(capsys.readouterr().out)
+    assert res["loss"] == "mse" and set(res["params"]) == {"a", "b", "c0"}  # BNSL's own loss; no break
+    assert main([*args, "--n-breaks", "-1"]) == 2
+    err = capsys.readouterr().err
+    assert err == "scaling fit: error: n_breaks must be >= 0\n"
+
+
+def test_fit_option_of_another_form_is_an_error(runs_csv, capsys):
+    rc = main(["fit", str(runs_csv), "--form", "power", "--x", "N", "--y", "loss", "--n-breaks", "2"])
+    err = capsys.readouterr().err
+    assert rc == 2
+    assert err == "scaling fit: error: --n-breaks is an option of --form bnsl, not of 'power'\n"
+
+
+def test_fit_help_gives_each_forms_default_loss(capsys):
+    with pytest.raises(SystemExit):
+        main(["fit", "--help"])
+    out = " ".join(capsys.readouterr().out.split())
+    assert "mse for bnsl; huber for the others" in out
+    assert "for --form bnsl only (default 1)" in out
 
 
 def test_fit_holdout_reports_extrapolation_error(runs_csv, capsys):
@@ -113,6 +142,15 @@ def test_replicate_list_and_data_list(capsys):
     assert main(["data", "list"]) == 0
     out = capsys.readouterr().out
     assert "chinchilla:" in out and "cached" in out and "origin https://" in out
+
+
+def test_data_fetch(capsys, chinchilla_data):
+    from replications.chinchilla.data import CHINCHILLA
+
+    assert main(["data", "fetch", "chinchilla"]) == 0
+    assert capsys.readouterr().out == f"{CHINCHILLA.path}\n"
+    assert main(["data", "fetch", "nope"]) == 2
+    assert capsys.readouterr().err == "scaling data: error: unknown data set 'nope'; known: chinchilla\n"
 
 
 def test_strict_fails_on_a_verdict_that_differs_from_the_recorded_one(tmp_path, monkeypatch, capsys, chinchilla_data):

@@ -6,8 +6,10 @@ import warnings
 import numpy as np
 import pytest
 
-from harness.fit import FitWarning, ScalingLaw, available_forms, get_form
+from harness.fit import FitWarning, ScalingLaw, available_forms, form_class, get_form, percentile_interval
 from harness.fit.estimator import FitInputError
+from harness.fit.forms import IsoFlopParabola
+from harness.fit.isoflop import fit_profile
 
 RNG = np.random.default_rng(1234)
 
@@ -141,3 +143,53 @@ def test_cluster_bootstrap_resamples_whole_groups():
     assert w_clusters > 3 * w_points  # the curve-level offsets show up only when whole curves are resampled
     with pytest.raises(FitInputError, match="one label per fitted point"):
         law.bootstrap(10, groups=groups[:-1])
+
+
+def test_forms_declare_their_default_loss_and_options():
+    assert form_class("bnsl").default_loss == "mse" and form_class("bnsl").options() == {"n_breaks": 1}
+    for name in set(available_forms()) - {"bnsl"}:
+        assert form_class(name).default_loss == "huber" and form_class(name).options() == {}, name
+    assert ScalingLaw("bnsl").objective.loss == "mse"  # the form's default ...
+    assert ScalingLaw("power").objective.loss == "huber"
+    assert ScalingLaw("bnsl", loss="huber").objective.loss == "huber"  # ... unless a loss is given
+    assert ScalingLaw("bnsl", form_kwargs={"n_breaks": 2}).form.n_breaks == 2
+    with pytest.raises(ValueError, match=r"form 'power' has no option 'n_breaks' \(its options: none\)"):
+        get_form("power", n_breaks=2)
+
+
+def test_isoflop_profile_and_the_parabola_form_share_one_parabola():
+    rng = np.random.default_rng(3)
+    n = np.logspace(8, 10, 9)
+    u = np.log10(n)
+    y = (2.5 + 0.08 * (u - 9.3) ** 2) * np.exp(rng.normal(0, 0.002, n.size))
+    w = rng.multinomial(n.size, np.full(n.size, 1 / n.size)).astype(float)
+    prof = fit_profile(n, y, 1e20, w)
+    u0, y_min, k = IsoFlopParabola.vertex(u, y, w)
+    assert (prof.log10_n_opt, prof.loss_min, prof.curvature) == (u0, y_min, k)  # the same numbers, bit for bit
+    raw = get_form("isoflop_parabola").closed_form(np.log(n)[:, None], y, w)
+    assert raw[2] == pytest.approx(u0, rel=1e-12) and np.exp(raw[0]) == pytest.approx(y_min, rel=1e-12)
+    assert IsoFlopParabola.vertex(u, -y) is None  # opens downward: no minimum
+    assert fit_profile(n, -y, 1e20) is None
+
+
+def test_percentile_interval_is_the_central_quantiles():
+    v = np.random.default_rng(0).normal(size=1001)
+    assert percentile_interval(v) == pytest.approx(tuple(np.quantile(v, [0.025, 0.975])), rel=1e-12)
+    assert percentile_interval(v, 0.5) == tuple(np.quantile(v, [0.25, 0.75]))
+    assert percentile_interval(np.arange(11.0), 0.8) == pytest.approx((1.0, 9.0))
+    law = ScalingLaw("power", loss="mse").fit(ONE_D, 12.0 * ONE_D**-0.076 * np.exp(RNG.normal(0, 0.01, ONE_D.size)))
+    boot = law.bootstrap(50, seed=0)
+    assert boot.interval("alpha", 0.9) == percentile_interval(boot.column("alpha"), 0.9)
+    with pytest.raises(ValueError, match="level must be strictly between 0 and 1"):
+        percentile_interval(v, 95)
+    with pytest.raises(ValueError, match="needs at least one value"):
+        percentile_interval([])
+
+
+def test_bootstrap_derive_adds_a_column_with_its_interval():
+    x = ONE_D
+    law = ScalingLaw("power", loss="mse").fit(x, 12.0 * x**-0.076 * np.exp(RNG.normal(0, 0.01, x.size)))
+    boot = law.bootstrap(50, seed=0)
+    x_c = boot.derive("x_c", lambda c: c["A"] ** (1 / c["alpha"]))
+    assert np.array_equal(x_c, boot.column("A") ** (1 / boot.column("alpha")))
+    assert boot.column("x_c") is x_c and boot.interval("x_c") == percentile_interval(x_c)

@@ -4,16 +4,20 @@ Records are written to disk and read back with ``load_runs``, as the real ones a
 (alpha_N 0.076, alpha_D 0.103), learning curves follow eq. 1.6 (alpha_S 0.76), so each fit has a known answer.
 """
 
+import ast
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
 
+from harness import records
 from harness.claims import judge_all
+from harness.errors import UserError
 from harness.runs import load_runs
-from harness.train import SCHEMA
 from replications.kaplan import REPLICATION
-from replications.kaplan.analysis import analyse
+from replications.kaplan.analysis import analyse, tables_by_role
+from replications.kaplan.constants import ROLES, role_of, tier_specs
 
 TRUE = {"N_c": 8.8e13, "D_c": 5.4e13, "alpha_N": 0.076, "alpha_D": 0.103, "S_c": 2.1e3, "alpha_S": 0.76}
 N_CTX = 64
@@ -29,9 +33,11 @@ def loss_ns(n, s):
 
 def record(i, model, n_layer, d_model, n, d, final, curve_fn, by_position):
     steps = np.unique(np.geomspace(1, d / 1000, 14).astype(int))
-    return {
-        "schema": SCHEMA,
-        "run_id": f"{i:016x}" + "0" * 48,
+    ident = records.identity({"seed": i}, {"synthetic": True})  # a stand-in identity, one per record
+    rec = {
+        "schema": records.SCHEMA,
+        "run_id": records.run_id_of(ident),
+        "identity": ident,
         "status": "finished",
         "seed": 0,
         "model": {"name": model, "n_layer": n_layer, "d_model": d_model, "n_ctx": N_CTX, "vocab_size": 256},
@@ -51,6 +57,7 @@ def record(i, model, n_layer, d_model, n, d, final, curve_fn, by_position):
             "val_loss": [float(curve_fn(s)) for s in steps],
         },
     }
+    return records.seal(rec)
 
 
 @pytest.fixture(scope="module")
@@ -61,21 +68,21 @@ def synthetic(tmp_path_factory):
     flat = np.full(N_CTX, 5.0)
     tf_pos = 5.0 + 0.3 * pos**-0.5  # still improving at the end of the context
     lstm_pos = np.where(pos < 24, 5.0 + 0.3 * pos**-0.5, 5.0 + 0.3 * 24**-0.5)  # flat after 24 tokens
-    recs, i = {"t-nd": [], "t-data": [], "t-aspect": [], "t-lstm": []}, 0
+    recs, i = {"nd": [], "data": [], "aspect": [], "lstm": []}, 0
     for n in ns:
         for d in ds:
             final = loss_nd(n, d)
-            recs["t-nd"].append(record(i, "gpt", 2, 32, n, d, final, lambda s, n=n: loss_ns(n, s), tf_pos))
+            recs["nd"].append(record(i, "gpt", 2, 32, n, d, final, lambda s, n=n: loss_ns(n, s), tf_pos))
             i += 1
     for d in (1e5, 4e6):
-        recs["t-data"].append(record(i, "gpt", 2, 32, 1e6, d, loss_nd(1e6, d), lambda s: loss_ns(1e6, s), flat))
+        recs["data"].append(record(i, "gpt", 2, 32, 1e6, d, loss_nd(1e6, d), lambda s: loss_ns(1e6, s), flat))
         i += 1
     for nl, dm, f in ((2, 64, 1.00), (4, 48, 1.01), (8, 32, 1.02)):
-        recs["t-aspect"].append(record(i, "gpt", nl, dm, 1e5, 2e6, f * 4.0, lambda s: 5.0, flat))
+        recs["aspect"].append(record(i, "gpt", nl, dm, 1e5, 2e6, f * 4.0, lambda s: 5.0, flat))
         i += 1
     for n in (1e4, 3e4, 1e5):  # LSTM: 0.1 nats worse per decade of N on top of the Transformer law at D_max
         final = loss_nd(n, ds[-1]) + 0.1 * np.log10(n / 3e3)
-        recs["t-lstm"].append(record(i, "lstm", 2, 32, n, ds[-1], final, lambda s: 5.0, lstm_pos))
+        recs["lstm"].append(record(i, "lstm", 2, 32, n, ds[-1], final, lambda s: 5.0, lstm_pos))
         i += 1
     tables = {}
     for name, rs in recs.items():
@@ -134,15 +141,85 @@ def test_tier_plans_meet_the_replication_design(tier):
     from harness.sweep import expand, load_spec
 
     t = REPLICATION.tier(tier)
-    runs = {p.stem: [c for c, _ in expand(load_spec(p))[0]] for p in t.sweeps}
-    assert set(runs) == {"nd", "data", "aspect", "lstm", "seeds"}
+    runs = {role_of(p): [c for c, _ in expand(load_spec(p))[0]] for p in t.sweeps}
+    assert set(runs) == set(ROLES) == {"nd", "data", "aspect", "lstm", "seeds"}
     assert len({c.seed for c in runs["seeds"]}) == 3
     gpts = [c for role in ("nd", "data", "aspect") for c in runs[role]]
-    assert all(c.model.name == "gpt" and c.model.n_layer >= 2 for c in gpts)  # no one-layer models (Sec. 3.1)
+    assert all(c.model.name == "gpt" and c.model.args.n_layer >= 2 for c in gpts)  # no one-layer models (Sec. 3.1)
     assert {c.model.name for c in runs["lstm"]} == {"lstm"}
-    assert len({(c.model.n_layer, c.model.d_model) for c in runs["aspect"]}) >= 2
+    assert len({(c.model.args.n_layer, c.model.args.d_model) for c in runs["aspect"]}) >= 2
     if tier != "smoke":
         n = [model_counts(c.model).n_kaplan for c in runs["nd"]]
         assert np.log10(max(n) / min(n)) >= 2.5  # Transformers spanning at least 2.5 decades of N ...
-        assert len({(c.model.n_layer, c.model.d_model) for c in runs["aspect"]}) == 3  # ... three shapes ...
+        assert len({(c.model.args.n_layer, c.model.args.d_model) for c in runs["aspect"]}) == 3  # ... three shapes ...
         assert len(runs["lstm"]) >= 4  # ... and four LSTM sizes
+
+
+def test_sweeps_are_found_by_role_not_by_name(synthetic):
+    specs = tier_specs("cpu")
+    assert REPLICATION.tier("cpu").sweeps == specs and [role_of(p) for p in specs] == list(ROLES)
+    # run_tier_sweeps keys tables by sweep name, in the order of the specs; the name says nothing about the role
+    tables = {f"sweep-{i}": synthetic.tables.get(role) for i, role in enumerate(ROLES)}
+    by_role = tables_by_role(specs, tables)
+    assert list(by_role) == list(ROLES) and by_role["nd"] is synthetic.tables["nd"]
+    with pytest.raises(ValueError, match="one run table per sweep spec"):
+        tables_by_role(specs, dict(list(tables.items())[:-1]))
+    with pytest.raises(ValueError, match="has no Kaplan role"):
+        role_of(Path("sweeps/cpu/extra.toml"))
+    with pytest.raises(ValueError, match=r"no run table for the role.* lstm"):
+        analyse({k: v for k, v in synthetic.tables.items() if k != "lstm"}, n_bootstrap=2, log=lambda s: None)
+    with pytest.raises(UserError, match="no sweeps for tier 'nope'"):
+        tier_specs("nope")
+
+
+def test_load_gives_the_notebook_the_audits_analysis():
+    from replications.kaplan.analysis import load
+
+    an = load("cpu", n_bootstrap=20, log=lambda s: None)  # the committed cpu records, read back by role
+    assert set(an.tables) == set(ROLES) and an.seeds is an.tables["seeds"]
+    assert an.L_N.alpha == pytest.approx(0.049848, abs=1e-6)  # the audit's L_N.alpha_N (a point value)
+
+
+def _runtime_imports(path: Path, package: str) -> set[str]:
+    """The modules of ``package`` (``"__init__"`` for the package itself) that the file imports at run time,
+    lazy imports in functions included; imports under ``if TYPE_CHECKING:`` are for annotations and never run."""
+    siblings = {p.stem for p in path.parent.glob("*.py")}
+    out: set[str] = set()
+
+    class Visitor(ast.NodeVisitor):
+        def visit_If(self, node):
+            if isinstance(node.test, ast.Name) and node.test.id == "TYPE_CHECKING":
+                for n in node.orelse:
+                    self.visit(n)
+            else:
+                self.generic_visit(node)
+
+        def visit_ImportFrom(self, node):
+            if node.level == 1:
+                mod = node.module or ""
+            elif node.level == 0 and (node.module == package or node.module.startswith(f"{package}.")):
+                mod = node.module[len(package) + 1 :]
+            else:
+                return
+            if mod:
+                out.add(mod.split(".")[0])
+            else:  # from . import x: a module of the package, or a name its __init__ defines
+                out.update(a.name if a.name in siblings else "__init__" for a in node.names)
+
+    Visitor().visit(ast.parse(path.read_text()))
+    return out
+
+
+@pytest.mark.parametrize("name", ["kaplan", "chinchilla"])
+def test_replication_modules_import_no_circle(name):
+    folder = Path(__file__).resolve().parents[2] / "replications" / name
+    graph = {p.stem: _runtime_imports(p, f"replications.{name}") for p in folder.glob("*.py")}
+    assert "analysis" not in graph["figures"]  # figures take the analysis's results as arguments
+
+    def visit(mod, path):
+        assert mod not in path, f"import circle in replications.{name}: {' -> '.join([*path, mod])}"
+        for dep in graph.get(mod, ()):
+            visit(dep, [*path, mod])
+
+    for mod in graph:
+        visit(mod, [])

@@ -11,6 +11,7 @@ from pathlib import Path
 from harness.replication import Replication, Tier
 
 from .analysis import measure
+from .data import CHINCHILLA
 
 REPLICATION = Replication(
     name="chinchilla",
@@ -26,4 +27,5 @@ REPLICATION = Replication(
         )
     },
     default_tier="refit",
+    datasets=(CHINCHILLA,),
 )

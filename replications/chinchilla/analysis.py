@@ -7,23 +7,20 @@ both call :func:`run`, so no analysis logic lives anywhere else.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
 
 from harness.claims import Measurement
-from harness.data import load_chinchilla
-from harness.fit import Bootstrap, ScalingLaw
+from harness.fit import Bootstrap, ScalingLaw, percentile_interval
 from harness.fit import derived as dv
 from harness.fit.isoflop import IsoFlopProfile, isoflop_profiles, optimal_size_exponent
 from harness.replication import TierContext, TierResult
 
-# Hoffmann et al. (2022), eq. 10: the published Approach 3 fit.
-PUBLISHED = {"E": 1.69, "A": 406.4, "B": 410.7, "alpha": 0.34, "beta": 0.28}
-# IsoFLOP budgets of Hoffmann et al. Figure 3 (Approach 2).
-ISOFLOP_BUDGETS = np.array([6e18, 1e19, 3e19, 6e19, 1e20, 3e20, 6e20, 1e21, 3e21])
-ISOFLOP_TOL_DEX = 0.05  # a run belongs to a budget if its C is within 12% of it (extraction scatter is ~5%)
-LEVEL = 0.95
+from .constants import CHINCHILLA_BUDGET, ISOFLOP_BUDGETS, ISOFLOP_TOL_DEX, LEVEL, PUBLISHED
+from .data import CHINCHILLA, ChinchillaData, load_chinchilla
+
 MLE_NO_BOOTSTRAP = (
     "point estimate only: at the optimum every residual divided by the fitted scale lies in the Huber tail, so the "
     "likelihood is piecewise linear there and L-BFGS cannot re-converge bootstrap replicates reliably"
@@ -34,7 +31,7 @@ MLE_NO_BOOTSTRAP = (
 class ChinchillaAudit:
     """Everything the audit computed, for claims, figures and the notebook."""
 
-    data: object
+    data: ChinchillaData
     sum_fit: ScalingLaw
     mean_fit: ScalingLaw
     mle_fit: ScalingLaw
@@ -47,15 +44,15 @@ class ChinchillaAudit:
         m: dict[str, Measurement] = {}
         sf, sb = self.sum_fit, self.sum_boot
         note = f"{sb.n_resamples} bootstrap refits ({sb.n_failed} failed), seed {sb.seed}"
-        for k in ("E", "A", "B", "alpha", "beta", "a", "b", "tokens_per_param"):
-            value = sf.params_[k] if k in sf.params_ else float(sb_point(sf, k))
+        for k in ("E", "A", "B", "alpha", "beta", *DERIVED):
+            value = sf.params_[k] if k in sf.params_ else derived_point(sf, k)
             m[f"sum_fit.{k}"] = Measurement(value, sb.interval(k, LEVEL), LEVEL, note)
         m["sum_fit.objective"] = Measurement(sf.objective_, note=f"{sf.n_converged_}/{sf.n_starts_} starts converged")
         for k in ("A", "B", "E", "alpha", "beta"):
             m[f"mle_fit.{k}"] = Measurement(self.mle_fit.params_[k], note=MLE_NO_BOOTSTRAP)
         pub_tpp = float(
             dv.tokens_per_parameter(
-                dv.CHINCHILLA_BUDGET, PUBLISHED["A"], PUBLISHED["B"], PUBLISHED["alpha"], PUBLISHED["beta"]
+                CHINCHILLA_BUDGET, PUBLISHED["A"], PUBLISHED["B"], PUBLISHED["alpha"], PUBLISHED["beta"]
             )
         )
         m["published_fit.tokens_per_param"] = Measurement(pub_tpp, note="computed from Hoffmann et al. eq. 10")
@@ -70,10 +67,9 @@ class ChinchillaAudit:
             ),
         )
         if np.isfinite(self.approach2_a):
-            lo, hi = np.quantile(self.approach2_boot, [(1 - LEVEL) / 2, (1 + LEVEL) / 2])
             m["approach2.a"] = Measurement(
                 self.approach2_a,
-                (float(lo), float(hi)),
+                percentile_interval(self.approach2_boot, LEVEL),
                 LEVEL,
                 f"{len(self.profiles)} IsoFLOP budgets with a minimum inside the sampled sizes; "
                 f"{len(self.approach2_boot)} bootstrap refits",
@@ -83,17 +79,19 @@ class ChinchillaAudit:
         return m
 
 
-def sb_point(fit: ScalingLaw, key: str) -> float:
-    p = fit.params_
-    return float(derived_columns({k: np.array([v]) for k, v in p.items()})[key][0])
+# Quantities derived from the parameters of the law (columns of parameter values, one per name): the
+# compute-optimal exponents and tokens per parameter at the Chinchilla budget. Each is added to the bootstrap
+# with ``Bootstrap.derive``, so its interval comes from the same replicates as the parameters'.
+DERIVED: dict[str, Callable[[dict[str, np.ndarray]], np.ndarray]] = {
+    "a": lambda c: dv.exponent_a(c["alpha"], c["beta"]),
+    "b": lambda c: dv.exponent_b(c["alpha"], c["beta"]),
+    "tokens_per_param": lambda c: dv.tokens_per_parameter(CHINCHILLA_BUDGET, c["A"], c["B"], c["alpha"], c["beta"]),
+}
 
 
-def derived_columns(cols: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-    """Compute-optimal exponents and tokens per parameter at the Chinchilla budget from parameter columns."""
-    a = dv.exponent_a(cols["alpha"], cols["beta"])
-    b = dv.exponent_b(cols["alpha"], cols["beta"])
-    tpp = dv.tokens_per_parameter(dv.CHINCHILLA_BUDGET, cols["A"], cols["B"], cols["alpha"], cols["beta"])
-    return {"a": a, "b": b, "tokens_per_param": tpp}
+def derived_point(fit: ScalingLaw, key: str) -> float:
+    """A derived quantity (see ``DERIVED``) at the fit's own parameters."""
+    return float(DERIVED[key]({k: np.array([v]) for k, v in fit.params_.items()})[0])
 
 
 def distance_to_published(params: dict[str, float]) -> float:
@@ -102,7 +100,7 @@ def distance_to_published(params: dict[str, float]) -> float:
     return float(np.sqrt(sum(((params[k] - PUBLISHED[k]) / PUBLISHED[k]) ** 2 for k in ("E", "alpha", "beta"))))
 
 
-def approach2(data, n_bootstrap: int, seed: int) -> tuple[list[IsoFlopProfile], float, np.ndarray]:
+def approach2(data: ChinchillaData, n_bootstrap: int, seed: int) -> tuple[list[IsoFlopProfile], float, np.ndarray]:
     profiles = isoflop_profiles(data.N, data.C, data.loss, ISOFLOP_BUDGETS, tol_dex=ISOFLOP_TOL_DEX)
     if len(profiles) < 3:
         return profiles, float("nan"), np.array([])
@@ -132,8 +130,8 @@ def run(n_bootstrap: int = 1000, seed: int = 0, log=print) -> ChinchillaAudit:
     mle_fit = ScalingLaw("chinchilla", loss="huber_nll", delta=1e-3, reduction="sum").fit(data.X, data.loss)
     log(f"chinchilla: {n_bootstrap} bootstrap refits of the summed-Huber fit ...")
     sum_boot = sum_fit.bootstrap(n_bootstrap, seed=seed)
-    for name, col in derived_columns({k: sum_boot.column(k) for k in sum_boot.param_names}).items():
-        sum_boot.extra[name] = col
+    for name, fn in DERIVED.items():
+        sum_boot.derive(name, fn)
     log("chinchilla: Approach 2 (IsoFLOP parabolas) ...")
     profiles, a2, a2_boot = approach2(data, n_bootstrap, seed)
     return ChinchillaAudit(data, sum_fit, mean_fit, mle_fit, sum_boot, profiles, a2, a2_boot)
@@ -141,7 +139,7 @@ def run(n_bootstrap: int = 1000, seed: int = 0, log=print) -> ChinchillaAudit:
 
 def measure(ctx: TierContext) -> TierResult:
     """The ``refit`` tier: fits, bootstraps, measurements and figures."""
-    from . import figures
+    from . import figures  # here, not at the top: matplotlib is needed only to draw
 
     audit = run(ctx.n_bootstrap, ctx.seed, ctx.log)
     fits = {
@@ -168,7 +166,7 @@ def measure(ctx: TierContext) -> TierResult:
             "approach2_profiles": [p.__dict__ for p in audit.profiles],
         },
         inputs={
-            "data": "chinchilla",
+            "data": CHINCHILLA.name,
             "data_sha256": audit.data.sha256,
             "n_points": len(audit.data.loss),
             "dropped_highest_loss": audit.data.n_dropped,

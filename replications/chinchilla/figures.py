@@ -1,13 +1,23 @@
-"""Figures of the Chinchilla refit audit (matplotlib, no display needed)."""
+"""Figures of the Chinchilla refit audit (matplotlib, no display needed).
+
+Each figure takes the audit's results (a :class:`~replications.chinchilla.analysis.ChinchillaAudit`) as its
+argument and computes nothing the claims depend on. Only the type is named from :mod:`.analysis`, for the
+annotations: the analysis imports this module to draw, and this module imports nothing from it at run time.
+"""
 
 from __future__ import annotations
+
+from typing import TYPE_CHECKING
 
 import matplotlib.pyplot as plt
 import numpy as np
 
 from harness.fit import derived as dv
 
-from .analysis import ISOFLOP_BUDGETS, PUBLISHED, ChinchillaAudit
+from .constants import ISOFLOP_BUDGETS, ISOFLOP_TOL_DEX, PUBLISHED
+
+if TYPE_CHECKING:
+    from .analysis import ChinchillaAudit
 
 
 def _loss(params, N, D):
@@ -80,7 +90,7 @@ def isoflop_profiles(audit: ChinchillaAudit):
     cmap = plt.get_cmap("plasma")
     for i, p in enumerate(audit.profiles):
         color = cmap(i / max(1, len(audit.profiles)))
-        sel = np.abs(np.log10(d.C) - np.log10(p.budget)) <= 0.05
+        sel = np.abs(np.log10(d.C) - np.log10(p.budget)) <= ISOFLOP_TOL_DEX
         ax.scatter(d.N[sel], d.loss[sel], s=10, color=color)
         u = np.linspace(np.log10(d.N[sel].min()), np.log10(d.N[sel].max()), 50)
         ax.plot(10**u, p.loss_min + p.curvature * (u - p.log10_n_opt) ** 2, color=color, lw=1, label=f"{p.budget:.0e}")

@@ -16,13 +16,7 @@ from pathlib import Path
 from harness.replication import Replication, Tier
 
 from .analysis import measure
-
-SWEEPS = Path(__file__).with_name("sweeps")
-
-
-def _specs(tier: str) -> tuple[Path, ...]:
-    return tuple(SWEEPS / tier / f"{role}.toml" for role in ("nd", "data", "aspect", "lstm", "seeds"))
-
+from .constants import tier_specs
 
 REPLICATION = Replication(
     name="kaplan",
@@ -35,7 +29,7 @@ REPLICATION = Replication(
             description="12 tiny runs (1.5e3 - 5e4 parameters, 1e5 - 3e5 tokens), about a minute on 2 CPU cores",
             measure=measure,
             default_bootstrap=200,
-            sweeps=_specs("smoke"),
+            sweeps=tier_specs("smoke"),
             judged=False,
         ),
         "cpu": Tier(
@@ -43,14 +37,14 @@ REPLICATION = Replication(
             description="41 runs, Transformers 1.5e3 - 1e6 and LSTMs 1.6e4 - 3e5 parameters, up to 6.5e6 tokens",
             measure=measure,
             default_bootstrap=1000,
-            sweeps=_specs("cpu"),
+            sweeps=tier_specs("cpu"),
         ),
         "gpu": Tier(
             name="gpu",
             description="the same plan at 1e5 - 1e8 parameters for one H100-class GPU (bf16)",
             measure=measure,
             default_bootstrap=1000,
-            sweeps=_specs("gpu"),
+            sweeps=tier_specs("gpu"),
         ),
     },
     default_tier="cpu",

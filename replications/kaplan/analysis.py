@@ -21,45 +21,30 @@ Runs with one layer are left out of every fit (Kaplan et al. Section 3.1: they f
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 
 from harness.claims import Measurement
-from harness.fit import Bootstrap, ScalingLaw
+from harness.fit import Bootstrap, ScalingLaw, percentile_interval
 from harness.fit.frontier import Frontier, learning_curve_frontier
 from harness.replication import TierContext, TierResult, run_tier_sweeps
 from harness.runs import RunTable
 
-# Kaplan et al. (2020): eq. 1.1-1.3 and 1.5-1.7, Table 2, Table 3, Fig. 14. Constants in their units
-# (non-embedding parameters, tokens, PF-days); ours are in FLOPs, so C_c is not comparable at all.
-PUBLISHED = {
-    "alpha_N": 0.076,
-    "N_c": 8.8e13,
-    "alpha_D": 0.095,
-    "D_c": 5.4e13,
-    "alpha_C": 0.050,
-    "table2_alpha_N": 0.076,
-    "table2_alpha_D": 0.103,
-    "alpha_S": 0.76,
-    "N_opt_exponent": 0.73,
-}
-LEVEL = 0.95
-WARMUP_FRACTION = 0.05  # learning-curve points inside the warmup are transients, not part of L(N, S)
-# per-token comparison: mean loss over positions [3/8, 1/2) of the context against [7/8, 1): at n_ctx 256 that is
-# 96-127 (just past Kaplan et al.'s ~100 tokens) against the last 32 positions
-EARLY_BIN, LATE_BIN = (3 / 8, 1 / 2), (7 / 8, 1.0)
-SWEEP_ROLES = ("nd", "data", "aspect", "lstm", "seeds")  # "seeds" is optional (information only)
+from .constants import EARLY_BIN, LATE_BIN, LEVEL, OPTIONAL_ROLES, ROLES, WARMUP_FRACTION, role_of, tier_specs
 
 
-def _sweep(sweeps: dict[str, RunTable], role: str, optional: bool = False) -> RunTable | None:
-    """The tier's sweep for ``role``: spec names are ``<tier>-<role>`` (e.g. ``cpu-nd``)."""
-    hits = [t for name, t in sweeps.items() if name.endswith(f"-{role}")]
-    if optional and not hits:
-        return None
-    if len(hits) != 1:
-        raise ValueError(f"expected one sweep named '*-{role}', got {sorted(sweeps)}")
-    return hits[0]
+def tables_by_role(sweeps: Sequence[Path], tables: dict[str, RunTable]) -> dict[str, RunTable]:
+    """The tier's run tables keyed by role (``ROLES``) instead of by sweep name.
+
+    ``run_tier_sweeps`` returns one table per spec of the tier, in the order of its specs (``ctx.sweeps``), keyed
+    by the spec's name; a spec's role is its file's name (:func:`role_of`), never guessed from the sweep's name.
+    """
+    if len(tables) != len(sweeps):
+        raise ValueError(f"expected one run table per sweep spec ({len(sweeps)}), got {len(tables)}: {sorted(tables)}")
+    return {role_of(spec): t for spec, t in zip(sweeps, tables.values(), strict=True)}
 
 
 def _multi_layer(t: RunTable) -> RunTable:
@@ -96,8 +81,7 @@ class PowerFit:
         pred = np.log(a)[:, None] - al[:, None] * np.log(self.x)[None, :]
         resid = np.abs(np.log(self.y)[None, :] - pred)
         m = np.max(np.where(self.boot.weights > 0, resid, 0.0), axis=1)
-        lo, hi = np.quantile(m, [(1 - LEVEL) / 2, (1 + LEVEL) / 2])
-        return float(lo), float(hi)
+        return percentile_interval(m, LEVEL)
 
 
 def fit_power(x, y, n_bootstrap: int, seed: int, groups=None) -> PowerFit:
@@ -110,6 +94,7 @@ def fit_power(x, y, n_bootstrap: int, seed: int, groups=None) -> PowerFit:
 class EnvelopeFit:
     """L(C_min) and N_opt(C) from the envelope of learning curves, with a bootstrap over whole curves."""
 
+    curves: list[tuple[float, np.ndarray, np.ndarray]]  # (N, tokens, val loss) of each run after warmup
     frontier: Frontier
     keep: np.ndarray  # frontier points used in the fits
     alpha_C: float
@@ -164,6 +149,7 @@ def fit_envelope(table: RunTable, n_bootstrap: int, seed: int) -> EnvelopeFit:
         b_nopt.append(pn_b[0])
         b_res.append(np.max(np.abs(np.log(fr_b.loss[keep_b]) - np.polyval(pl_b, np.log(fr_b.compute[keep_b])))))
     return EnvelopeFit(
+        curves,
         fr,
         keep,
         alpha_C=float(-pl[0]),
@@ -186,7 +172,7 @@ def _bins(n_ctx: int) -> tuple[slice, slice]:
 class KaplanAnalysis:
     """Everything the analysis computed, for the claims, the figures and the notebook."""
 
-    tables: dict[str, RunTable]
+    tables: dict[str, RunTable]  # the tier's run tables by role (``ROLES``)
     transformers: RunTable  # every multi-layer Transformer run of the N x D grid and the D sweep
     n_sweep: RunTable  # the largest-budget column of the grid: L(N)
     d_sweep: RunTable  # the largest Transformer at every budget: L(D)
@@ -286,8 +272,7 @@ class KaplanAnalysis:
             s = s[np.isfinite(s)]
             if s.size < 2:
                 return None
-            lo, hi = np.quantile(s, [(1 - LEVEL) / 2, (1 + LEVEL) / 2])
-            return float(lo), float(hi)
+            return percentile_interval(s, LEVEL)
 
         def meas(value, samples, note):
             interval = ci(samples)
@@ -381,9 +366,13 @@ class KaplanAnalysis:
 
 
 def analyse(tables: dict[str, RunTable], n_bootstrap: int = 1000, seed: int = 0, log=print) -> KaplanAnalysis:
-    """Fit everything from the tier's sweeps (``{sweep name: RunTable}``, as ``run_tier_sweeps`` returns)."""
-    nd, data = _multi_layer(_sweep(tables, "nd")), _multi_layer(_sweep(tables, "data"))
-    aspect, lstm = _sweep(tables, "aspect"), _sweep(tables, "lstm")
+    """Fit everything from the tier's sweeps by role (``{role: RunTable}``, see :func:`tables_by_role`); every role
+    of ``ROLES`` but the optional ones must be there."""
+    missing = [r for r in ROLES if r not in tables and r not in OPTIONAL_ROLES]
+    if missing:
+        raise ValueError(f"no run table for the role(s) {', '.join(missing)}; have {', '.join(sorted(tables))}")
+    nd, data = _multi_layer(tables["nd"]), _multi_layer(tables["data"])
+    aspect, lstm = tables["aspect"], tables["lstm"]
     ids = list(dict.fromkeys([*nd["run_id"], *data["run_id"]]))
     both = load_union(nd, data, ids)
     d_max = nd["D"].max()
@@ -426,7 +415,7 @@ def analyse(tables: dict[str, RunTable], n_bootstrap: int = 1000, seed: int = 0,
         lstm=lstm,
         n_bootstrap=n_bootstrap,
         seed=seed,
-        seeds=_sweep(tables, "seeds", optional=True),
+        seeds=tables.get("seeds"),
     )
 
 
@@ -444,28 +433,25 @@ def load(tier: str = "cpu", n_bootstrap: int = 1000, seed: int = 0, out_dir=None
     """The analysis of a tier from its committed run records (no training, no data): what the notebook shows."""
     from harness.replication import RESULTS_DIR
 
-    from . import REPLICATION
-
-    t = REPLICATION.tier(tier)
     ctx = TierContext(
-        tier=t.name,
-        out_dir=out_dir or RESULTS_DIR / "kaplan" / t.name,
+        tier=tier,
+        out_dir=out_dir or RESULTS_DIR / "kaplan" / tier,
         n_bootstrap=n_bootstrap,
         seed=seed,
         log=log,
         train=False,
-        sweeps=t.sweeps,
+        sweeps=tier_specs(tier),
         replication="kaplan",
     )
-    return analyse(run_tier_sweeps(ctx), n_bootstrap, seed, log)
+    return analyse(tables_by_role(ctx.sweeps, run_tier_sweeps(ctx)), n_bootstrap, seed, log)
 
 
 def measure(ctx: TierContext) -> TierResult:
     """Train the tier's missing runs (unless ``ctx.train`` is false), fit, measure, draw."""
-    from . import figures
+    from . import figures  # here, not at the top: matplotlib is needed only to draw
 
     tables = run_tier_sweeps(ctx)
-    an = analyse(tables, ctx.n_bootstrap, ctx.seed, ctx.log)
+    an = analyse(tables_by_role(ctx.sweeps, tables), ctx.n_bootstrap, ctx.seed, ctx.log)
     runs = {name: sorted(t["run_id"].tolist()) for name, t in tables.items()}
     failed = {name: t.failed for name, t in tables.items() if t.failed}
     return TierResult(

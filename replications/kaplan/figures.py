@@ -1,11 +1,22 @@
-"""Figures of the Kaplan et al. (2020) replication (matplotlib, no display needed)."""
+"""Figures of the Kaplan et al. (2020) replication (matplotlib, no display needed).
+
+Each figure takes the analysis's results (a :class:`~replications.kaplan.analysis.KaplanAnalysis`) as its
+argument and draws what it computed, learning curves included. Only the type is named from :mod:`.analysis`,
+for the annotations: the analysis imports this module to draw, and this module imports nothing from it at run
+time.
+"""
 
 from __future__ import annotations
+
+from typing import TYPE_CHECKING
 
 import matplotlib.pyplot as plt
 import numpy as np
 
-from .analysis import EARLY_BIN, LATE_BIN, PUBLISHED, KaplanAnalysis, _curve_points
+from .constants import EARLY_BIN, LATE_BIN, PUBLISHED
+
+if TYPE_CHECKING:
+    from .analysis import KaplanAnalysis
 
 
 def _published_slope(ax, x, y_at, slope, label):
@@ -23,11 +34,9 @@ def figure1(an: KaplanAnalysis):
     cmap = plt.get_cmap("viridis")
     n_all = an.n_sweep["N_kaplan"].astype(float)
     span = np.log(n_all.max() / n_all.min()) or 1.0
-    for rec in an.n_sweep.records:
-        n = rec["scale"]["N_kaplan"]
-        _, tok, loss = _curve_points(rec)
-        ax.plot(6 * n * tok, loss, color=cmap(np.log(n / n_all.min()) / span), lw=1, alpha=0.8)
     e = an.envelope
+    for n, tok, loss in e.curves:
+        ax.plot(6 * n * tok, loss, color=cmap(np.log(n / n_all.min()) / span), lw=1, alpha=0.8)
     c = e.frontier.compute[e.keep]
     ax.plot(c, e.frontier.loss[e.keep], "o", ms=3, color="C3", label="envelope L(C_min)")
     C_c, a_c = e.C_c, e.alpha_C

@@ -15,7 +15,7 @@ import sys
 import pytest
 import torch
 
-from harness.benchmarks import gpu_kernels
+from harness.benchmarks import gpu_kernels, gpu_train_step
 
 MODULE = "harness.benchmarks.gpu_kernels"
 HAS_TRITON = importlib.util.find_spec("triton") is not None
@@ -46,14 +46,15 @@ def test_cpu_smoke_run_writes_complete_records(tmp_path):
         assert max(r["max_abs_err"].values()) < 1e-4, r
 
 
-def test_cpu_smoke_refuses_the_results_folder(tmp_path, monkeypatch, capsys):
+@pytest.mark.parametrize("bench", [gpu_kernels, gpu_train_step], ids=["gpu_kernels", "gpu_train_step"])
+def test_cpu_smoke_refuses_the_results_folder(bench, tmp_path, monkeypatch, capsys):
     """--cpu-smoke without --out (i.e. into the default results folder) is a usage error (status 2) that says
-    why, before anything runs or is written."""
+    why, before anything runs or is written. Both GPU benchmarks share the rule."""
     results = tmp_path / "results" / "bench" / "gpu"
-    monkeypatch.setattr(gpu_kernels, "DEFAULT_OUT", results)  # the default --out, and what the check compares
+    monkeypatch.setattr(bench, "DEFAULT_OUT", results)  # the default --out, and what the check compares
     monkeypatch.delenv("TRITON_INTERPRET", raising=False)  # restored after the test, whatever main does
     with pytest.raises(SystemExit) as exc:
-        gpu_kernels.main(["--cpu-smoke"])
+        bench.main(["--cpu-smoke"])
     assert exc.value.code == 2
     assert "--cpu-smoke needs --out (its timings must not land in results/bench/gpu)" in capsys.readouterr().err
     assert not results.exists()

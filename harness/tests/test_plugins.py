@@ -14,7 +14,7 @@ from harness.models import ModelConfig, model_class, register, shape_for_n
 from harness.models import registry as reg
 from harness.sweep import SlurmExecutor, plan, run_sweep
 from harness.tests.plugin_model import TinyArgs, TinyLM
-from harness.tests.train_helpers import tiny_config, write_text_folder
+from harness.tests.train_helpers import sweep_spec, tiny_config, write_text_folder
 from harness.train import run_key, train
 
 PLUGIN = "harness.tests.plugin_model:TinyLM"
@@ -39,19 +39,9 @@ def registered():
 
 
 def _spec(data_dir, model_name: str, **model):
-    return {
-        "name": "plugin",
-        "base": {
-            "data": str(data_dir),
-            "tokenizer": "byte",
-            "batch_tokens": 64,
-            "eval_points": 3,
-            "eval_tokens": 256,
-            "lr": 1e-2,
-            "model": {"name": model_name, "n_ctx": 16, **model},
-        },
-        "grid": {"N": [64, 256], "D": [640]},
-    }
+    return sweep_spec(
+        data_dir, {"name": model_name, **model}, lr=1e-2, name="plugin", grid={"N": [64, 256], "D": [640]}
+    )
 
 
 def _without_clock(rec: dict) -> dict:

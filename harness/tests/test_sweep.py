@@ -11,7 +11,7 @@ from harness.data.stream import prepare_documents, read_text_folder
 from harness.errors import UserError
 from harness.models import model_counts
 from harness.sweep import SlurmExecutor, expand, load_spec, plan, run_sweep
-from harness.tests.train_helpers import write_text_folder
+from harness.tests.train_helpers import sweep_spec, write_text_folder
 from harness.train import train
 
 
@@ -25,21 +25,7 @@ def data_dir(tmp_path_factory):
 
 
 def _spec(data_dir, **sections):
-    spec = {
-        "name": "tiny",
-        "base": {
-            "data": str(data_dir),
-            "tokenizer": "byte",
-            "batch_tokens": 64,
-            "eval_points": 3,
-            "eval_tokens": 256,
-            "lr": 3e-3,
-            "model": {"name": "gpt", "n_ctx": 16},
-        },
-        "grid": {"N": [3e3, 1.2e4], "D": [640, 1280], "seeds": [0]},
-    }
-    spec.update(sections)
-    return spec
+    return sweep_spec(data_dir, **sections)
 
 
 def test_expand_grid_and_isoflop(data_dir):

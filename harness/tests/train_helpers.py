@@ -41,6 +41,26 @@ def tiny_config(**over):
     return TrainConfig.from_dict(base)
 
 
+def sweep_spec(data_dir, model: dict | None = None, lr: float = 3e-3, **sections) -> dict:
+    """A sweep spec of tiny runs on the prepared byte-level folder ``data_dir`` (sections given replace the
+    defaults: a 2 x 2 grid of N and D)."""
+    spec = {
+        "name": "tiny",
+        "base": {
+            "data": str(data_dir),
+            "tokenizer": "byte",
+            "batch_tokens": 64,
+            "eval_points": 3,
+            "eval_tokens": 256,
+            "lr": lr,
+            "model": {"name": "gpt", "n_ctx": 16, **(model or {})},
+        },
+        "grid": {"N": [3e3, 1.2e4], "D": [640, 1280], "seeds": [0]},
+    }
+    spec.update(sections)
+    return spec
+
+
 def bigram_model_class():
     """A minimal registered-model shape for tests: a bigram table with only ``forward`` (no per-token path).
     Built lazily so importing the helpers does not import torch."""

@@ -137,19 +137,12 @@ class ModelConfig:
             )
         return cls(name, args_cls(**d))
 
-    def replace(self, **changes: Any) -> ModelConfig:
-        return ModelConfig.from_dict({**self.to_dict(), **changes})
-
     def to_dict(self) -> dict[str, Any]:
         return {"name": self.name, **asdict(self.args)}
 
     def canonical(self) -> dict[str, Any]:
         """The name plus the args that differ from their defaults (what a run's identity hashes)."""
         return {"name": self.name, **canonical_fields(self.args)}
-
-    def shape_fields(self) -> dict[str, Any]:
-        """The architecture's own fields (everything but the name and the common fields)."""
-        return {k: v for k, v in asdict(self.args).items() if k not in COMMON_FIELDS}
 
 
 @dataclass(frozen=True)

@@ -15,14 +15,91 @@ def register(sub) -> None:
     fe = dsub.add_parser("fetch", help="download a data set into the cache (verifying its sha256)")
     fe.add_argument("name")
     fe.set_defaults(func=_fetch)
+    bu = dsub.add_parser(
+        "build",
+        help="build a training corpus: the default (also built on first use) or a large one such as pystack-v1",
+    )
+    bu.add_argument("name", nargs="?", default="default", help="default | pydocs-v1 | pystack-v1")
+    bu.add_argument("--tokenizer", choices=("bpe", "byte"), default="bpe")
+    bu.add_argument("--force", action="store_true", help="rebuild the default corpus even if present")
+    bu.set_defaults(func=_build)
+    inf = dsub.add_parser("info", help="a training corpus: sources, licences, composition (prose / code), shards")
+    inf.add_argument("name", nargs="?", default="default")
+    inf.set_defaults(func=_info)
+
+
+def _build(args) -> int:
+    import sys
+
+    from ..data.corpus import CORPUS_NAME, sharded_corpus_spec
     from .train import _corpus_build
 
-    bu = dsub.add_parser(
-        "build", help="build the default training corpus (same as 'scaling corpus build'; also done on first use)"
-    )
-    bu.add_argument("--tokenizer", choices=("bpe", "byte"), default="bpe")
-    bu.add_argument("--force", action="store_true", help="rebuild even if present")
-    bu.set_defaults(func=_corpus_build)
+    if args.name in ("default", CORPUS_NAME):
+        return _corpus_build(args)
+    named = sharded_corpus_spec(args.name)
+    if named is None:
+        return _unknown_corpus(args.name)
+    from ..data.shards import build_tokens
+
+    corpus = named[0]
+    print(f"building {corpus.name} in {corpus.root} (resumable: run again to continue)", file=sys.stderr)
+    data = build_tokens(corpus, args.tokenizer, log=lambda s: print(s, file=sys.stderr))
+    _print_sharded(corpus, data.meta)
+    return 0
+
+
+def _unknown_corpus(name: str) -> int:
+    from ..data.corpus import CORPUS_NAME, sharded_corpora
+    from ..errors import UserError
+
+    known = ", ".join(["default", CORPUS_NAME, *sharded_corpora()])
+    raise UserError(f"no training corpus named {name!r}; known: {known}")
+
+
+def _print_sharded(corpus, meta: dict | None) -> None:
+    print(f"{corpus.name}: {corpus.description}")
+    print(f"    location: {corpus.root} ({'built' if meta else 'not built: scaling data build ' + corpus.name})")
+    from ..data.shards import composition, pinned_infos
+
+    pinned = pinned_infos(corpus)
+    if not meta and pinned is None:
+        print(f"    {len(corpus.sources)} sources; composition is reported once built")
+        return
+    comp = meta["composition"] if meta else composition(pinned)
+    total = comp["text_bytes"]
+    kinds = ", ".join(f"{k} {v / 1e6:.1f} MB ({v / total:.0%})" for k, v in sorted(comp["by_kind"].items()))
+    print(f"    text {total / 1e6:.1f} MB: {kinds}")
+    if meta:
+        train, val = meta["train"], meta["val"]
+        print(
+            f"    tokens: train {train['tokens']:,} in {len(train['shards'])} shards, val {val['tokens']:,} "
+            f"(vocab {meta['tokenizer']['vocab_size']}, tokenizer sha256 {meta['tokenizer']['hash'][:16]})"
+        )
+    print("    source                                   kind     documents    MB  licence")
+    for s in comp["by_source"]:
+        print(
+            f"    {s['project'] + ' ' + s['version']:40s} {s['kind']:6s} {s['documents']:>11,} "
+            f"{s['text_bytes'] / 1e6:5.1f}  {s['licence']}"
+        )
+
+
+def _info(args) -> int:
+    import json
+
+    from ..data.corpus import CORPUS_NAME, sharded_corpus_spec
+    from .train import _corpus_info
+
+    if args.name in ("default", CORPUS_NAME):
+        return _corpus_info(args)
+    named = sharded_corpus_spec(args.name)
+    if named is None:
+        return _unknown_corpus(args.name)
+    corpus = named[0]
+    meta_path = corpus.tokens_dir() / "meta.json"
+    _print_sharded(corpus, json.loads(meta_path.read_text()) if meta_path.exists() else None)
+    for s in corpus.sources:
+        print(f"    {s.part}: {s.url}\n        sha256 {s.sha256}  members {s.members}")
+    return 0
 
 
 def _list(args) -> int:
@@ -34,6 +111,17 @@ def _list(args) -> int:
         state = "cached" if ds.path.exists() else "not cached"
         print(f"{ds.name}: {ds.description}")
         print(f"    {state}; origin {ds.url}\n    licence: {ds.licence}\n    cite: {ds.citation}")
+    import json
+
+    from ..data.corpus import CORPUS_NAME, corpus_dir, sharded_corpora
+
+    print("\ntraining corpora (scaling data info NAME for sources and licences):")
+    built = (corpus_dir() / "manifest.json").exists()
+    print(f'{CORPUS_NAME} (data = "default"): documentation of 8 Python projects, about 6.7 M BPE tokens')
+    print(f"    location: {corpus_dir()} ({'built' if built else 'built on first use'})")
+    for corpus in sharded_corpora().values():
+        meta_path = corpus.tokens_dir() / "meta.json"
+        _print_sharded(corpus, json.loads(meta_path.read_text()) if meta_path.exists() else None)
     return 0
 
 

@@ -26,6 +26,7 @@ from ..provenance import sha256_file, write_json_atomic
 from .tokenizer import DEFAULT_BPE_VOCAB, BPETokenizer, ByteTokenizer, load_tokenizer
 
 FORMAT = "scaling-harness tokens v1"
+FORMAT_SHARDED = "scaling-harness tokens v2 (sharded)"  # train split in shards; see harness.data.shards
 DTYPE = np.uint16
 TEXT_SUFFIXES = (".txt", ".rst", ".md", ".text")
 
@@ -234,29 +235,52 @@ class TokenData:
         return str(self.path) if self.path else "token data"
 
     @classmethod
-    def open(cls, directory: str | os.PathLike) -> TokenData:
-        """Open a prepared data folder (``meta.json`` + ``train.bin`` + ``val.bin``), checking it."""
+    def open(cls, directory: str | os.PathLike, train_tokens: int | None = None) -> TokenData:
+        """Open a prepared data folder (``meta.json`` + ``train.bin`` + ``val.bin``), checking it.
+
+        A sharded folder (:mod:`harness.data.shards`) opens with all its training shards, or with the
+        fewest leading shards that hold ``train_tokens`` (each shard is a random sample of the documents);
+        only those are read, and only they enter the fingerprint.
+        """
         d = Path(directory)
         meta_path = d / "meta.json"
         if not meta_path.exists():
             raise UserError(f"{d} is not a prepared data folder (no meta.json)")
         meta = json.loads(meta_path.read_text())
-        if meta.get("format") != FORMAT or meta.get("dtype") != "uint16":
-            raise UserError(f"{meta_path}: unsupported format {meta.get('format')!r} / dtype {meta.get('dtype')!r}")
-        streams = {}
-        for name in ("train", "val"):
-            arr = _read_stream(d / meta[name]["file"], f"{d} ({name})")
-            if arr.size != meta[name]["tokens"]:
-                raise UserError(
-                    f"{d}/{meta[name]['file']} holds {arr.size} tokens; meta.json says {meta[name]['tokens']}"
-                )
-            streams[name] = arr
+        fmt = meta.get("format")
+        if fmt not in (FORMAT, FORMAT_SHARDED) or meta.get("dtype") != "uint16":
+            raise UserError(f"{meta_path}: unsupported format {fmt!r} / dtype {meta.get('dtype')!r}")
+        if train_tokens is not None and fmt != FORMAT_SHARDED:
+            raise UserError(f"{d} is not sharded; a token limit applies to sharded corpora only")
+
+        def stream(entry: dict, what: str) -> np.ndarray:
+            arr = _read_stream(d / entry["file"], f"{d} ({what})")
+            if arr.size != entry["tokens"]:
+                raise UserError(f"{d}/{entry['file']} holds {arr.size} tokens; meta.json says {entry['tokens']}")
+            return arr
+
+        val = stream(meta["val"], "val")
+        if fmt == FORMAT_SHARDED:
+            shards = meta["train"]["shards"]
+            want = meta["train"]["tokens"] if train_tokens is None else train_tokens
+            if want > meta["train"]["tokens"]:
+                raise UserError(f"{d}: {want:,} training tokens asked for, the corpus has {meta['train']['tokens']:,}")
+            used, have = [], 0
+            for s in shards:
+                if have >= want and used:
+                    break
+                used.append(s)
+                have += s["tokens"]
+            train = np.concatenate([stream(s, f"train shard {s['file']}") for s in used])
+            meta = {**meta, "train": {**meta["train"], "shards_used": len(used), "tokens_used": have}}
+        else:
+            train = stream(meta["train"], "train")
         tok = meta["tokenizer"]
         if tok["kind"] == "bpe":
             loaded = load_tokenizer("bpe", d, tok["vocab_size"])
             if loaded.hash != tok["hash"] or loaded.vocab_size != tok["vocab_size"]:
                 raise UserError(f"{d}/tokenizer.json does not match the tokenizer recorded in meta.json")
-        return cls(streams["train"], streams["val"], int(tok["vocab_size"]), meta, d)
+        return cls(train, val, int(tok["vocab_size"]), meta, d)
 
     @classmethod
     def from_bin(cls, path: str | os.PathLike, vocab_size: int | None = None, val_fraction: float = 0.01) -> TokenData:
@@ -293,6 +317,14 @@ class TokenData:
     def fingerprint(self) -> dict:
         """What identifies the token streams (goes into a run's cache key and record)."""
         m = self.meta
+        if m.get("format") == FORMAT_SHARDED:
+            used = m["train"]["shards"][: m["train"]["shards_used"]]
+            train = hashlib.sha256("".join(s["sha256"] for s in used).encode()).hexdigest()
+            return {
+                "tokenizer_hash": m["tokenizer"]["hash"],
+                "train_shards_sha256": train,
+                "val_sha256": m["val"]["sha256"],
+            }
         if m.get("format") == FORMAT:
             return {
                 "tokenizer_hash": m["tokenizer"]["hash"],

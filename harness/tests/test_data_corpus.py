@@ -11,6 +11,7 @@ import pytest
 
 from harness.data import corpus as corpus_mod
 from harness.data.corpus import SOURCES, open_data
+from harness.data.sources import CorpusSource
 from harness.data.stream import (
     SequenceSampler,
     TokenData,
@@ -208,7 +209,7 @@ def test_corpus_build_offline(tmp_path, monkeypatch):
     archive, sha = _tar(
         tmp_path, {"docs/b.rst": "Bee doc.\r\n", "docs/a.rst": "Ay doc.", "src/x.py": "code", "docs/empty.rst": "   "}
     )
-    src = corpus_mod.CorpusSource(
+    src = CorpusSource(
         "proj", "1.0", f"https://example.invalid/{archive.name}", sha, r"^[^/]+/docs/.+\.rst$", "MIT"
     )
     monkeypatch.setattr(corpus_mod, "SOURCES", (src,))

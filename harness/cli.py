@@ -19,6 +19,7 @@ COMMAND_MODULES = (
     "harness.commands.fit",
     "harness.commands.data",
     "harness.commands.train",
+    "harness.commands.recipe",
 )
 
 

@@ -39,6 +39,7 @@ class TrainConfig:
     precision: str = "fp32"  # "fp32" | "bf16" (autocast)
     device: str = "auto"  # "auto" | "cpu" | "cuda"
     compile: bool = False  # torch.compile the model's training step
+    recipe: str | None = None  # a named recipe (harness.recipes) filled in the fields above that were not given
 
     def __post_init__(self):
         m = self.model
@@ -63,6 +64,11 @@ class TrainConfig:
             raise UserError(f"device must be 'auto', 'cpu' or 'cuda', got {self.device!r}")
         if not 0 <= self.warmup < 1:
             raise UserError(f"warmup is a fraction of the steps in [0, 1), got {self.warmup}")
+        if self.recipe is not None:
+            from .recipes import RECIPES
+
+            if self.recipe not in RECIPES:
+                raise UserError(f"unknown recipe {self.recipe!r}; recipes: {', '.join(RECIPES)}")
         if self.lr is not None and not self.lr > 0:
             raise UserError(f"lr must be positive, got {self.lr}")
 
@@ -97,6 +103,12 @@ class TrainConfig:
             m.update(shape_for_n(float(m.pop("N")), m.get("name", "gpt")))
         if "vocab_size" not in m and d.get("tokenizer", "bpe") == "byte":
             m["vocab_size"] = BYTE_VOCAB
+        model = ModelConfig.from_dict(m)
+        if d.get("recipe") is not None:
+            from .models import model_counts
+            from .recipes import apply_recipe
+
+            d = apply_recipe(d["recipe"], d, model_counts(model).n_kaplan)
         if "betas" in d:
             d["betas"] = tuple(float(b) for b in d["betas"])
         for k in ("tokens", "batch_tokens", "seed", "eval_points", "eval_tokens"):
@@ -105,4 +117,4 @@ class TrainConfig:
                 if v != int(v):
                     raise UserError(f"{k} must be a whole number, got {d[k]}")
                 d[k] = int(v)
-        return cls(model=ModelConfig.from_dict(m), **d)
+        return cls(model=model, **d)

@@ -12,6 +12,7 @@ Spec (every section optional except one of ``grid`` / ``isoflop``)::
     N = [1e4, 3e4, 1e5, 3e5]
     D = [2.5e5, 1e6]
     seeds = [0]
+    lr = [1e-3, 3e-3]           # optional: peak learning rates, one run per value (a learning-rate sweep)
     aspect = [8, 32, 128]       # any other key is an option of the model's shape policy (its shape_for):
     min_layers = 2              # for the GPT aspect (d_model / n_layer), min_layers, head_dim; a list
                                 # gives one run per value, a single value applies to every run
@@ -82,10 +83,14 @@ def _floats(v: Any, what: str) -> list[float]:
     return out
 
 
-def _config(base: dict, n: float, d: float, seed: int, shape_kw: dict | None = None) -> TrainConfig:
+def _config(
+    base: dict, n: float, d: float, seed: int, shape_kw: dict | None = None, lr: float | None = None
+) -> TrainConfig:
     b = json.loads(json.dumps(base))  # deep copy
     model = b.pop("model", {})
     model = {**model, **shape_for_n(n, model.get("name", "gpt"), **(shape_kw or {}))}
+    if lr is not None:
+        b["lr"] = lr
     return TrainConfig.from_dict({**b, "model": model, "tokens": int(d), "seed": seed})
 
 
@@ -109,12 +114,17 @@ def _check_keys(section: dict, what: str, allowed: set[str], extra: str = "") ->
         raise UserError(f"unknown [{what}] key(s) {listed}; [{what}] takes {', '.join(sorted(allowed))}{extra}")
 
 
+GRID_KEYS = ("N", "D", "seeds", "lr")
+
+
 def _shape_options(grid: dict, model_name: str) -> list[dict]:
     """The grid's shape-policy options as a list of keyword sets (the product of list-valued options),
     each key checked against the model's own ``shape_for``."""
-    options = {k: v for k, v in grid.items() if k not in ("N", "D", "seeds")}
+    options = {k: v for k, v in grid.items() if k not in GRID_KEYS}
     allowed = model_class(model_name).shape_options()
-    _check_keys(grid, "grid", {"N", "D", "seeds", *allowed}, f" (N, D, seeds and model {model_name!r}'s shape options)")
+    _check_keys(
+        grid, "grid", {*GRID_KEYS, *allowed}, f" ({', '.join(GRID_KEYS)} and model {model_name!r}'s shape options)"
+    )
     combos: list[dict] = [{}]
     for key, value in options.items():
         values = value if isinstance(value, list) else [value]
@@ -137,7 +147,8 @@ def expand(spec: dict) -> tuple[list[tuple[TrainConfig, str]], list[str]]:
     if "grid" not in spec and "isoflop" not in spec:
         raise UserError("a sweep spec needs a [grid] or an [isoflop] section")
     base = spec.get("base", {})
-    probe = TrainConfig.from_dict(base)  # validate early (unknown keys etc.)
+    lrs = _floats(spec["grid"]["lr"], "grid.lr") if "lr" in spec.get("grid", {}) else [None]
+    probe = TrainConfig.from_dict(base if lrs[0] is None else {**base, "lr": lrs[0]})  # unknown keys etc.
     model_name = probe.model.name
     out, dropped = [], []
     if "grid" in spec:
@@ -146,9 +157,11 @@ def expand(spec: dict) -> tuple[list[tuple[TrainConfig, str]], list[str]]:
         for n in _floats(g.get("N"), "grid.N"):
             for kw in _shape_options(g, model_name):
                 for d in _floats(g.get("D"), "grid.D"):
-                    for s in seeds:
-                        origin = f"grid N={n:.3g}{_tag(kw, g)} D={d:.3g} seed={s}"
-                        out.append((_config(base, n, d, s, kw), origin))
+                    for lr in lrs:
+                        for s in seeds:
+                            at = "" if lr is None else f" lr={lr:.3g}"
+                            origin = f"grid N={n:.3g}{_tag(kw, g)} D={d:.3g}{at} seed={s}"
+                            out.append((_config(base, n, d, s, kw, lr), origin))
     if "isoflop" in spec:
         g = spec["isoflop"]
         _check_keys(g, "isoflop", {"C", "N", "seeds"})

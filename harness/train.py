@@ -35,6 +35,7 @@ from .data.stream import SequenceSampler, TokenData, eval_windows
 from .errors import UserError
 from .models import ModelCounts, build_model, model_counts, resolve_kernels
 from .provenance import device_info, git_commit, package_versions, write_json_atomic
+from .recipes import kaplan_lr
 
 __all__ = ["SCHEDULES", "TrainConfig", "eval_schedule", "kaplan_lr", "lr_at", "run_key", "train"]
 
@@ -42,11 +43,6 @@ DIVERGENCE_FACTOR = 1.5  # a training loss above 1.5 ln(vocab) (worse than unifo
 
 
 # ------------------------------------------------------------------------------------------ the recipe
-def kaplan_lr(n: float) -> float:
-    """Kaplan et al. (2020) eq. D.1: LR(N) ~= 0.003239 - 0.0001395 log N (their Adam runs)."""
-    return 0.003239 - 0.0001395 * math.log(n)
-
-
 def lr_at(step: int, steps: int, peak: float, warmup_steps: int, final_ratio: float) -> float:
     """Linear warmup over ``warmup_steps``, then cosine from ``peak`` to ``final_ratio * peak``."""
     if step < warmup_steps:

@@ -1,0 +1,98 @@
+"""Named training recipes: how a run's optimiser settings follow from its model size and token budget.
+
+A recipe fills the fields of a :class:`~harness.config.TrainConfig` that the config does not set itself
+(``recipe = "tuned"`` in a sweep's ``[base]``; a field given explicitly wins). The values it chose are
+written into the config, so a run's identity and record show them and never depend on a recipe's code
+changing later. ``N`` below is the Kaplan non-embedding parameter count.
+
+* ``kaplan``: Kaplan et al. (2020): peak learning rate from their eq. D.1, ``0.003239 - 0.0001395 ln N``
+  (fitted on their 512 x 1,024-token batches), linear warmup over 5 % of the steps, cosine decay to zero,
+  Adam betas (0.9, 0.95).
+* ``tuned``: chosen for our small models and batches, each part from a source or a measurement:
+
+  - peak learning rate ``LR(N) = TUNED_LR_A * N ** -TUNED_LR_B``, fitted to our own learning-rate sweep
+    (``results/recipe/lr-sweep``; ``scaling recipe fit`` recomputes the constants and a test checks that
+    they match the committed records);
+  - warmup of about ``N`` tokens, at least one step and at most a quarter of the run (Porian et al. 2024,
+    arXiv:2406.19146: a warmup far longer than N tokens is one of the three causes of the Kaplan-Chinchilla
+    discrepancy; N tokens was their fix);
+  - cosine decay to 10 % of the peak over exactly the run's own length (Hoffmann et al. 2022, Sec. 3 and
+    App. B: a cosine cycle longer than the run overestimates its loss);
+  - AdamW beta2 = 0.99, beta1 = 0.9, weight decay 0.1 (Porian et al. 2024: tuning beta2 is essential at
+    small batch sizes, where the usual 0.95 falls behind a larger value; our 16-sequence batches are small).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from .errors import UserError
+
+# LR(N) = A * N^-B, fitted by ``scaling recipe fit results/recipe/lr-sweep`` (see harness.recipe_fit).
+TUNED_LR_A = None
+TUNED_LR_B = None
+
+
+@dataclass(frozen=True)
+class Recipe:
+    name: str
+    summary: str
+    settings: Callable[[float, int, int], dict[str, Any]]  # (N, tokens, batch_tokens) -> TrainConfig fields
+
+
+def kaplan_lr(n: float) -> float:
+    """Kaplan et al. (2020) eq. D.1: LR(N) ~= 0.003239 - 0.0001395 log N (their Adam runs)."""
+    import math
+
+    return 0.003239 - 0.0001395 * math.log(n)
+
+
+def tuned_lr(n: float) -> float:
+    if TUNED_LR_A is None or TUNED_LR_B is None:
+        raise UserError(
+            "the 'tuned' recipe's learning-rate rule is not fitted yet: run the learning-rate sweep and "
+            "'scaling recipe fit' (or give lr explicitly)"
+        )
+    return TUNED_LR_A * n**-TUNED_LR_B
+
+
+def _kaplan(n: float, tokens: int, batch_tokens: int) -> dict[str, Any]:
+    return {"lr": kaplan_lr(n), "schedule": "kaplan", "warmup": 0.05, "betas": (0.9, 0.95)}
+
+
+def warmup_fraction(n: float, tokens: int, batch_tokens: int) -> float:
+    """About ``n`` tokens of warmup as a fraction of the run: at least one step, at most a quarter."""
+    steps = max(1, tokens // batch_tokens)
+    warm_steps = min(max(1, round(n / batch_tokens)), max(1, steps // 4))
+    return warm_steps / steps if steps > 1 else 0.0
+
+
+def _tuned(n: float, tokens: int, batch_tokens: int, lr: float | None = None) -> dict[str, Any]:
+    return {
+        "lr": tuned_lr(n) if lr is None else lr,
+        "schedule": "hoffmann",
+        "warmup": warmup_fraction(n, tokens, batch_tokens),
+        "betas": (0.9, 0.99),
+        "weight_decay": 0.1,
+    }
+
+
+RECIPES: dict[str, Recipe] = {
+    "kaplan": Recipe("kaplan", "Kaplan et al. 2020: eq. D.1 learning rate, 5 % warmup, cosine to zero", _kaplan),
+    "tuned": Recipe("tuned", "fitted LR(N), ~N tokens warmup, cosine to 10 % over the run, beta2 0.99", _tuned),
+}
+
+
+def apply_recipe(name: str, fields: dict[str, Any], n: float) -> dict[str, Any]:
+    """``fields`` (a run's config as a dict) completed by the recipe: what it gives explicitly is kept."""
+    if name not in RECIPES:
+        raise UserError(f"unknown recipe {name!r}; recipes: {', '.join(RECIPES)}")
+    given = {k: v for k, v in fields.items() if not (k == "lr" and v is None)}
+    tokens, batch = int(given.get("tokens", 1_000_000)), int(given.get("batch_tokens", 8192))
+    if name == "tuned" and "lr" in given:  # a learning-rate sweep: the rule is not needed, nor evaluated
+        chosen = _tuned(n, tokens, batch, lr=float(given["lr"]))
+    else:
+        chosen = RECIPES[name].settings(n, tokens, batch)
+    return {**chosen, **given}

@@ -1,0 +1,90 @@
+"""Named recipes (kaplan, tuned), the sweep's learning-rate grid, and fitting LR(N) to a learning-rate sweep."""
+
+import io
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from harness import recipes
+from harness.config import TrainConfig
+from harness.errors import UserError
+from harness.models import model_counts
+from harness.recipe_fit import fit_lr_rule, plot_rule, size_optimum
+from harness.sweep import expand, plan, run_sweep
+from harness.tests.train_helpers import sweep_spec, write_text_folder
+
+REPO = Path(__file__).resolve().parents[2]
+LR_SWEEP = REPO / "results" / "recipe" / "lr-sweep"
+
+
+def _cfg(**d):
+    base = {"tokens": 4_096_000, "batch_tokens": 4096, "model": {"N": 1e5, "n_ctx": 256}}
+    return TrainConfig.from_dict({**base, **d})
+
+
+def test_kaplan_recipe_is_eq_d1_with_warmup_and_cosine_to_zero():
+    cfg = _cfg(recipe="kaplan")
+    n = model_counts(cfg.model).n_kaplan
+    assert cfg.lr == pytest.approx(0.003239 - 0.0001395 * math.log(n))
+    assert (cfg.schedule, cfg.warmup, cfg.betas, cfg.recipe) == ("kaplan", 0.05, (0.9, 0.95), "kaplan")
+
+
+def test_explicit_fields_win_over_the_recipe_and_the_choice_is_in_the_config():
+    cfg = _cfg(recipe="kaplan", lr=1e-2, betas=[0.8, 0.9])
+    assert cfg.lr == 1e-2 and cfg.betas == (0.8, 0.9) and cfg.schedule == "kaplan"
+    assert cfg.canonical()["recipe"] == "kaplan"  # what the recipe chose is part of the run's identity
+
+
+def test_tuned_recipe_warms_up_for_about_n_tokens_and_decays_over_the_run():
+    cfg = _cfg(recipe="tuned", lr=3e-3)
+    n = model_counts(cfg.model).n_kaplan
+    assert cfg.schedule == "hoffmann" and cfg.betas == (0.9, 0.99)
+    assert abs(cfg.warmup * cfg.tokens - n) <= cfg.batch_tokens  # ~N tokens, whole steps
+    long = _cfg(recipe="tuned", lr=3e-3, model={"N": 1e6, "n_ctx": 256}, tokens=8192 * 4)
+    assert long.warmup == pytest.approx(0.25)  # never more than a quarter of a short run
+    assert recipes.warmup_fraction(100, 4096, 4096) == 0.0  # a one-step run has no warmup
+
+
+def test_unknown_recipe_and_an_unfitted_rule_are_clear_errors(monkeypatch):
+    with pytest.raises(UserError, match="unknown recipe 'fast'; recipes: kaplan, tuned"):
+        _cfg(recipe="fast")
+    monkeypatch.setattr(recipes, "TUNED_LR_A", None)
+    with pytest.raises(UserError, match="not fitted yet"):
+        _cfg(recipe="tuned")
+    assert _cfg(recipe="tuned", lr=2e-3).lr == 2e-3  # a learning-rate sweep needs no rule
+
+
+def test_size_optimum_finds_the_vertex_and_refuses_edges_and_divergence():
+    lrs = [1e-3, 2.37e-3, 5.62e-3, 1.33e-2, 3.16e-2]
+    x = np.log10(lrs)
+    opt = size_optimum(1e5, lrs, list(4.0 + 0.3 * (x - np.log10(6e-3)) ** 2))
+    assert opt.lr_opt == pytest.approx(6e-3, rel=1e-6) and not opt.note
+    edge = size_optimum(1e5, lrs, list(4.0 - 0.1 * x))
+    assert edge.lr_opt is None and "largest rate" in edge.note
+    diverged = size_optimum(1e5, lrs, [4.3, 4.1, 4.0, math.inf, math.inf])
+    assert diverged.lr_opt == pytest.approx(5.62e-3) and "diverged" in diverged.note
+
+
+def test_a_learning_rate_grid_gives_one_run_per_rate(tmp_path):
+    data = write_text_folder(tmp_path / "txt", 24)
+    spec = sweep_spec(data, grid={"N": [3e3, 1.2e4], "D": [640], "lr": [1e-3, 3e-3, 1e-2]})
+    spec["base"].pop("lr")
+    spec["base"]["recipe"] = "tuned"
+    configs, _ = expand(spec)
+    assert [c.lr for c, _ in configs] == [1e-3, 3e-3, 1e-2] * 2
+    assert all(c.recipe == "tuned" and c.betas == (0.9, 0.99) for c, _ in configs)
+    assert "lr=0.003" in configs[1][1]
+    with pytest.raises(UserError, match=r"grid\.lr"):
+        expand({**spec, "grid": {**spec["grid"], "lr": [0]}})
+
+
+def test_fit_lr_rule_end_to_end_on_tiny_runs(tmp_path):
+    data = write_text_folder(tmp_path / "txt", 24)
+    spec = sweep_spec(data, grid={"N": [3e3, 1.2e4], "D": [1280], "lr": [3e-4, 3e-3, 3e-2, 3e-1]})
+    run_sweep(plan(spec, log=lambda s: None), tmp_path / "out", workers=1, stream=io.StringIO())
+    rule = fit_lr_rule(tmp_path / "out")
+    assert [len(s.lrs) for s in rule.sizes] == [4, 4]
+    plot_rule(rule, tmp_path / "lr.png")
+    assert (tmp_path / "lr.png").stat().st_size > 0

@@ -11,20 +11,24 @@ import torch.nn.functional as F
 from kernels import chunked
 
 
-def _frozen_chunked_loss(hidden, weight, targets, chunk=512):
-    """A frozen copy of the algorithm (harness/models/ops.py::_ChunkedLinearCrossEntropy until it moved to
-    kernels/chunked.py): loss and both gradients (for an upstream gradient of 1), the same operations in the
-    same order. Do not "fix" it: it pins what existing CPU run records were computed with."""
+def _frozen_chunked_loss(hidden, weight, targets, chunk=None):
+    """A frozen copy of the algorithm (v2, see kernels.chunked): loss and both gradients (for an upstream
+    gradient of 1), the same operations in the same order. Do not "fix" it: it pins what CPU run records
+    are computed with; a deliberate change of algorithm updates it in the same commit and says so."""
     M = hidden.shape[0]
+    chunk = chunk or chunked.chunk_rows(hidden.shape[1], weight.shape[0])
     grad_h = torch.empty_like(hidden)
     grad_w = torch.zeros_like(weight)
     total = hidden.new_zeros(())
     for i in range(0, M, chunk):
         h, t = hidden[i : i + chunk], targets[i : i + chunk]
         logits = h @ weight.T
-        lse = torch.logsumexp(logits, dim=1)
-        total += (lse - logits.gather(1, t[:, None]).squeeze(1)).sum()
-        p = logits.sub_(lse[:, None]).exp_()
+        top = logits.amax(dim=1, keepdim=True)
+        picked = logits.gather(1, t[:, None])
+        e = logits.sub_(top).exp_()
+        norm = e.sum(dim=1, keepdim=True)
+        total += (norm.log() + top - picked).sum()
+        p = e.div_(norm)
         p[torch.arange(len(t)), t] -= 1.0
         grad_h[i : i + len(t)] = p @ weight
         grad_w.addmm_(p.T, h)
@@ -39,9 +43,12 @@ def _problem(M, d, V, seed=0):
     return h.requires_grad_(), w.requires_grad_(), torch.randint(0, V, (M,), generator=g)
 
 
-@pytest.mark.parametrize(("M", "d", "V"), [(1, 3, 2), (511, 16, 300), (512, 24, 300), (1100, 24, 301)])
+@pytest.mark.parametrize(
+    ("M", "d", "V"), [(1, 3, 2), (1023, 16, 512), (1024, 24, 512), (2100, 24, 513), (700, 128, 4096)]
+)
 def test_bit_identical_to_the_frozen_algorithm(M, d, V):
-    """M around the 512-row chunk: one partial chunk, one exact chunk, two full chunks plus a partial one."""
+    """M around the 1024-row chunk of V = 512: one partial chunk, one exact chunk, two full chunks plus a
+    partial one; and the doubled chunk of a wide model."""
     h, w, t = _problem(M, d, V)
     loss = chunked.linear_cross_entropy(h, w, t)
     gh, gw = torch.autograd.grad(loss, (h, w))
@@ -89,3 +96,8 @@ def test_per_token_loss_does_not_depend_on_the_chunk():
         got = chunked.token_cross_entropy(h, w.detach(), t, chunk_rows=chunk_rows)
         assert got.shape == (5, 10) and got.dtype == torch.float32 and got[0, 3] == 0
         torch.testing.assert_close(got, want)
+
+
+def test_chunk_rows_keeps_a_chunk_of_logits_near_2_mib():
+    assert chunked.chunk_rows(24, 4096) == 128 and chunked.chunk_rows(144, 4096) == 256
+    assert chunked.chunk_rows(24, 2) == chunked.CHUNK_MAX and chunked.chunk_rows(24, 65536) == 16

@@ -28,32 +28,34 @@ def register(sub) -> None:
     inf.set_defaults(func=_info)
 
 
+def _large_corpus(name: str):
+    """The sharded corpus called ``name``, or None for the default corpus; an unknown name is an error."""
+    from ..data.corpus import CORPUS_NAME, sharded_corpora, sharded_corpus_spec
+    from ..errors import UserError
+
+    if name in ("default", CORPUS_NAME):
+        return None
+    named = sharded_corpus_spec(name)
+    if named is None:
+        known = ", ".join(["default", CORPUS_NAME, *sharded_corpora()])
+        raise UserError(f"no training corpus named {name!r}; known: {known}")
+    return named[0]
+
+
 def _build(args) -> int:
     import sys
 
-    from ..data.corpus import CORPUS_NAME, sharded_corpus_spec
     from .train import _corpus_build
 
-    if args.name in ("default", CORPUS_NAME):
+    corpus = _large_corpus(args.name)
+    if corpus is None:
         return _corpus_build(args)
-    named = sharded_corpus_spec(args.name)
-    if named is None:
-        return _unknown_corpus(args.name)
     from ..data.shards import build_tokens
 
-    corpus = named[0]
     print(f"building {corpus.name} in {corpus.root} (resumable: run again to continue)", file=sys.stderr)
     data = build_tokens(corpus, args.tokenizer, log=lambda s: print(s, file=sys.stderr))
     _print_sharded(corpus, data.meta)
     return 0
-
-
-def _unknown_corpus(name: str) -> int:
-    from ..data.corpus import CORPUS_NAME, sharded_corpora
-    from ..errors import UserError
-
-    known = ", ".join(["default", CORPUS_NAME, *sharded_corpora()])
-    raise UserError(f"no training corpus named {name!r}; known: {known}")
 
 
 def _print_sharded(corpus, meta: dict | None) -> None:
@@ -86,15 +88,11 @@ def _print_sharded(corpus, meta: dict | None) -> None:
 def _info(args) -> int:
     import json
 
-    from ..data.corpus import CORPUS_NAME, sharded_corpus_spec
     from .train import _corpus_info
 
-    if args.name in ("default", CORPUS_NAME):
+    corpus = _large_corpus(args.name)
+    if corpus is None:
         return _corpus_info(args)
-    named = sharded_corpus_spec(args.name)
-    if named is None:
-        return _unknown_corpus(args.name)
-    corpus = named[0]
     meta_path = corpus.tokens_dir() / "meta.json"
     _print_sharded(corpus, json.loads(meta_path.read_text()) if meta_path.exists() else None)
     for s in corpus.sources:

@@ -161,3 +161,17 @@ def test_pystack_is_pinned_and_at_least_a_third_prose():
     for s in PYSTACK.sources:
         assert s.url.startswith("https://files.pythonhosted.org/packages/") and len(s.sha256) == 64 and s.licence
         assert len(PYSTACK.parts[s.part]["sha256"]) == 64
+
+
+def test_cli_reports_the_composition_before_a_build_and_refuses_unknown_names(tmp_path, monkeypatch, capsys):
+    from harness.cli import main
+
+    monkeypatch.setenv("SCALING_CACHE_DIR", str(tmp_path / "empty-cache"))
+    assert main(["data", "info", "pystack-v1"]) == 0
+    out = capsys.readouterr().out
+    assert "not built: scaling data build pystack-v1" in out and "prose 132.8 MB (37%)" in out
+    assert "botocore 1.44.8" in out and "Apache-2.0" in out
+    assert main(["data", "list"]) == 0
+    assert "pystack-v1" in capsys.readouterr().out
+    assert main(["data", "info", "nope"]) == 2
+    assert "known: default, pydocs-v1, pystack-v1" in capsys.readouterr().err

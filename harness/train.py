@@ -196,19 +196,31 @@ def evaluate_by_position(model, x: np.ndarray, y: np.ndarray, batch_size: int, d
     for the pass and restored after. Every window is full, so the mean over positions is the mean over all
     validation tokens, i.e. :func:`evaluate`'s loss up to float rounding. Sums are float64, in a fixed order.
     """
+    return position_stats(model, x, y, batch_size, device, autocast)[0]
+
+
+@torch.no_grad()
+def position_stats(model, x, y, batch_size: int, device: str, autocast) -> tuple[list[float], list[float]]:
+    """Per-position mean loss (as :func:`evaluate_by_position`) and its standard error over the windows
+    (sample standard deviation / sqrt(windows)), which says how well the validation set pins each position."""
     model.eval()
     kernels = model.kernels_used
     model.kernels_used = "torch"
     try:
         total = np.zeros(y.shape[1], dtype=np.float64)
+        squares = np.zeros(y.shape[1], dtype=np.float64)
         for xb, yb in _batches(x, y, batch_size, device):
             with autocast():
-                losses = model.token_losses(xb, yb)
-            total += losses.double().sum(dim=0).cpu().numpy()
+                losses = model.token_losses(xb, yb).double()
+            total += losses.sum(dim=0).cpu().numpy()
+            squares += (losses * losses).sum(dim=0).cpu().numpy()
     finally:
         model.kernels_used = kernels
         model.train()
-    return [float(v) for v in total / len(y)]
+    n = len(y)
+    mean = total / n
+    var = np.maximum(squares / n - mean * mean, 0.0) * n / max(1, n - 1)
+    return [float(v) for v in mean], [float(v) for v in np.sqrt(var / n)]
 
 
 def save_checkpoint(path: Path, run_id: str, model, opt, state: RunState) -> None:
@@ -281,8 +293,10 @@ def make_record(cfg, ident, plan, state, data, model, eval_tokens, status, reaso
         "train_final": float(np.mean(state.losses[tail])) if finished else None,
         "val_final": state.curve["val_loss"][-1] if finished else None,
         # mean validation cross-entropy at each context position 0..n_ctx-1 (final model, same windows)
-        "val_by_position": by_position,
+        "val_by_position": by_position[0] if by_position else None,
     }
+    if by_position:  # its standard error at each position, over the validation windows
+        loss["val_by_position_se"] = by_position[1]
     if state.aux:
         loss["aux_final"] = {k: float(np.mean(v[tail])) if finished else None for k, v in state.aux.items()}
     per_s = (lambda x: x * tokens / state.train_s) if state.train_s > 0 else (lambda x: None)
@@ -414,7 +428,7 @@ def train(
     by_position = None
     if status == "finished":  # the model is in its final state, the one the last val_loss was measured on
         try:
-            by_position = evaluate_by_position(model, vx, vy, plan.batch_size, plan.device, autocast)
+            by_position = position_stats(model, vx, vy, plan.batch_size, plan.device, autocast)
         except NotImplementedError:
             log(f"{cfg.model.name}: no per-token loss; the record has no val_by_position")
     state.wall_s = wall_before + time.perf_counter() - t0

@@ -124,3 +124,19 @@ def test_run_interrupted_after_its_last_step_resumes_to_the_same_by_position(dat
     done = train(cfg, tmp_path / "r", data=data, threads=1)  # nothing left to train: only the record
     assert done["timing"]["resumed_from_steps"] == [cfg.steps]
     assert done["loss"]["val_by_position"] == ref["loss"]["val_by_position"] is not None
+
+
+def test_position_standard_errors_are_those_of_the_per_window_losses():
+    from contextlib import nullcontext
+
+    from harness.train import position_stats
+
+    torch.manual_seed(0)
+    model = build_model(ModelConfig.make("gpt", n_layer=1, d_model=16, n_head=2, n_ctx=8, vocab_size=64))
+    rng = np.random.default_rng(0)
+    x, y = rng.integers(0, 64, (10, 8)), rng.integers(0, 64, (10, 8))
+    mean, se = position_stats(model, x, y, 3, "cpu", nullcontext)
+    with torch.no_grad():
+        per = model.eval().token_losses(torch.from_numpy(x), torch.from_numpy(y)).double().numpy()
+    np.testing.assert_allclose(mean, per.mean(axis=0), rtol=1e-9)
+    np.testing.assert_allclose(se, per.std(axis=0, ddof=1) / np.sqrt(10), rtol=1e-6)

@@ -209,9 +209,7 @@ def test_corpus_build_offline(tmp_path, monkeypatch):
     archive, sha = _tar(
         tmp_path, {"docs/b.rst": "Bee doc.\r\n", "docs/a.rst": "Ay doc.", "src/x.py": "code", "docs/empty.rst": "   "}
     )
-    src = CorpusSource(
-        "proj", "1.0", f"https://example.invalid/{archive.name}", sha, r"^[^/]+/docs/.+\.rst$", "MIT"
-    )
+    src = CorpusSource("proj", "1.0", f"https://example.invalid/{archive.name}", sha, r"^[^/]+/docs/.+\.rst$", "MIT")
     monkeypatch.setattr(corpus_mod, "SOURCES", (src,))
     monkeypatch.setattr(corpus_mod, "TEXT_SHA256", None)
     monkeypatch.setattr(corpus_mod, "_download", lambda s, dest: archive)

@@ -79,6 +79,8 @@ class TrainConfig:
     def to_dict(self) -> dict[str, Any]:
         """Every field, the model flat (``{"name": "gpt", "n_layer": ...}``): what records and manifests show."""
         d = {f.name: getattr(self, f.name) for f in fields(self)}
+        if d["recipe"] is None:  # shown only when a recipe chose fields (so older configs read as they did)
+            del d["recipe"]
         return {**d, "model": self.model.to_dict(), "betas": list(self.betas)}
 
     def canonical(self) -> dict[str, Any]:

@@ -38,6 +38,7 @@ import json
 import multiprocessing as mp
 import os
 import queue as queue_mod
+import re
 import shutil
 import sys
 import time
@@ -141,6 +142,21 @@ def _tag(kw: dict, grid: dict) -> str:
     return "".join(f" {k}={v}" for k, v in kw.items() if isinstance(grid.get(k), list))
 
 
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
+
+
+def sweep_name(spec: dict) -> str:
+    """The spec's ``name``, which names its manifest file (``OUT/sweeps/<name>.json``): letters, digits,
+    '.', '_' and '-' only, so that no name can point outside ``OUT/sweeps``."""
+    name = spec.get("name", "sweep")
+    if not isinstance(name, str) or not _NAME.match(name) or ".." in name:
+        raise UserError(
+            f"sweep name {name!r} must be 1-100 letters, digits, '.', '_' or '-' (it names the file "
+            "OUT/sweeps/<name>.json), starting with a letter or digit"
+        )
+    return name
+
+
 def expand(spec: dict) -> tuple[list[tuple[TrainConfig, str]], list[str]]:
     """Configs (with a note of where each came from) and the points dropped, in spec order."""
     _check_keys(spec, "sweep spec", {"name", "description", "base", "grid", "isoflop"})
@@ -197,7 +213,7 @@ def plan(spec: dict, data=None, log=print) -> SweepPlan:
             continue
         seen.add(rid)
         runs.append(PlannedRun(cfg, rid, origin))
-    return SweepPlan(spec.get("name", "sweep"), runs, dropped, records.spec_digest(spec))
+    return SweepPlan(sweep_name(spec), runs, dropped, records.spec_digest(spec))
 
 
 # ------------------------------------------------------------------------------------------- executors

@@ -256,3 +256,9 @@ def test_tier_sweeps_run_into_the_tier_cache_and_resume(data_dir, tmp_path):
     ctx.sweeps = (a, c)
     with pytest.raises(UserError, match="no records of sweep 'c'"):
         run_tier_sweeps(ctx)
+
+
+@pytest.mark.parametrize("name", ["../outside", "/etc/x", "a/b", "", "..", "x" * 101, 7])
+def test_a_sweep_name_cannot_point_outside_the_manifest_folder(data_dir, name):
+    with pytest.raises(UserError, match="sweep name"):
+        plan(_spec(data_dir, name=name), log=lambda s: None)

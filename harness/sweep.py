@@ -501,6 +501,17 @@ def write_manifest(sweep: SweepPlan, out: str | os.PathLike) -> Path:
     return records.write_manifest(out, sweep.name, runs, dropped=sweep.dropped, spec_sha256=sweep.spec_sha256)
 
 
+def check_writable(out: Path) -> None:
+    """Fail before any training if run records could not be written under ``out``."""
+    try:
+        (out / "runs").mkdir(parents=True, exist_ok=True)
+        probe = out / "runs" / f".write-test-{os.getpid()}"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as exc:
+        raise UserError(f"cannot write run records under {out}: {exc.strerror or exc}") from None
+
+
 def run_sweep(
     sweep: SweepPlan,
     out: str | os.PathLike,
@@ -518,6 +529,7 @@ def run_sweep(
     out = Path(out)
     stream = stream or sys.stderr
     executor = executor or LocalExecutor(workers, threads)
+    check_writable(out)
     write_manifest(sweep, out)
     todo, results = [], {}
     for r in sweep.runs:

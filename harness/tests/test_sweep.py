@@ -262,3 +262,10 @@ def test_tier_sweeps_run_into_the_tier_cache_and_resume(data_dir, tmp_path):
 def test_a_sweep_name_cannot_point_outside_the_manifest_folder(data_dir, name):
     with pytest.raises(UserError, match="sweep name"):
         plan(_spec(data_dir, name=name), log=lambda s: None)
+
+
+def test_an_unwritable_out_folder_fails_before_any_training(data_dir, tmp_path):
+    blocked = tmp_path / "file-not-folder"
+    blocked.write_text("")
+    with pytest.raises(UserError, match="cannot write run records under"):
+        run_sweep(plan(_spec(data_dir), log=lambda s: None), blocked / "out", workers=1, stream=io.StringIO())

@@ -145,6 +145,11 @@ class ScalingLaw:
         loss = self.form.default_loss if loss is None else loss
         self.objective = Objective(loss=loss, delta=delta, reduction=reduction)
         self.starts = starts
+        if not (isinstance(max_iter, int) and not isinstance(max_iter, bool) and max_iter >= 1):
+            raise FitInputError(f"max_iter must be a whole number >= 1, got {max_iter!r}")
+        for name, tol in (("gtol", gtol), ("ftol", ftol)):
+            if not (isinstance(tol, int | float) and tol >= 0 and np.isfinite(tol)):
+                raise FitInputError(f"{name} must be a finite number >= 0, got {tol!r}")
         self.gtol, self.ftol, self.max_iter = gtol, ftol, max_iter
 
     # ------------------------------------------------------------------ fitting
@@ -157,8 +162,10 @@ class ScalingLaw:
         grid = self.form.start_grid(logx, logy) if self.starts is None else torch.as_tensor(self.starts)
         grid = grid.to(torch.float64)
         widths = {self.form.n_params, self.form.n_params + self.objective.n_extra}
-        if grid.ndim != 2 or grid.shape[1] not in widths:
-            raise FitInputError(f"starts must have shape (n_starts, {self.form.n_params}); got {tuple(grid.shape)}")
+        if grid.ndim != 2 or grid.shape[1] not in widths or grid.shape[0] == 0:
+            raise FitInputError(
+                f"starts must have shape (n_starts >= 1, {self.form.n_params}); got {tuple(grid.shape)}"
+            )
         if self.objective.n_extra and grid.shape[1] == self.form.n_params:
             # Start the Huber scale where it is optimal for the starting residuals: in the linear regime
             # of the Huber density, sigma* = delta * mean|r|.

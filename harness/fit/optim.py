@@ -80,8 +80,10 @@ def batched_lbfgs(
     as bootstrap weights use it to pick their rows). Rows stop independently: finished rows are written
     out and dropped from the working set, so the work per iteration shrinks as rows converge.
     """
-    if x0.ndim != 2:
-        raise ValueError(f"x0 must have shape (batch, n_params), got {tuple(x0.shape)}")
+    if x0.ndim != 2 or x0.shape[0] == 0:
+        raise ValueError(f"x0 must have shape (batch >= 1, n_params), got {tuple(x0.shape)}")
+    if max_iter < 1:
+        raise ValueError(f"max_iter must be >= 1, got {max_iter}")
     B, P = x0.shape
     dtype, device = x0.dtype, x0.device
     out_x, out_f = x0.clone(), torch.empty(B, dtype=dtype, device=device)

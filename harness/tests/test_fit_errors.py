@@ -49,3 +49,18 @@ def test_unknown_form_and_options():
 def test_predict_before_fit():
     with pytest.raises(RuntimeError, match="not fitted"):
         ScalingLaw("power").predict([1.0, 2.0])
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"starts": np.empty((0, 5))}, r"n_starts >= 1"),  # used to loop forever in the optimiser
+        ({"max_iter": 0}, "max_iter must be a whole number >= 1"),  # used to be reported as converged
+        ({"max_iter": 2.5}, "max_iter must be a whole number"),
+        ({"gtol": -1.0}, "gtol must be a finite number >= 0"),
+        ({"ftol": float("nan")}, "ftol must be a finite number >= 0"),
+    ],
+)
+def test_bad_optimiser_settings_are_refused_before_fitting(kwargs, match):
+    with pytest.raises(FitInputError, match=match):
+        ScalingLaw("chinchilla", **kwargs).fit(X2, Y)

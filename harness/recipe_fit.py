@@ -111,7 +111,7 @@ def format_rule(rule: LRRule) -> str:
         lines.append(f"{s.n_kaplan:9.3g}   {cells}   {opt}{'  (' + s.note + ')' if s.note else ''}")
     if rule.a is not None:
         lines.append(
-            f"LR(N) = {rule.a:.4g} * N^-{rule.b:.4f}   (fitted on N = {', '.join(f'{n:.3g}' for n in rule.used)})"
+            f"LR(N) = {rule.a:.4g} * N^({-rule.b:+.4f})   (fitted on N = {', '.join(f'{n:.3g}' for n in rule.used)})"
         )
     else:
         lines.append("no rule: fewer than two sizes have an interior optimum")
@@ -140,7 +140,7 @@ def plot_rule(rule: LRRule, path: str | os.PathLike, chosen: dict[float, float] 
     ax.set_xscale("log")
     ax.set_xlabel("peak learning rate")
     ax.set_ylabel("final validation loss (nats)")
-    title = "learning-rate sweep" + (f": LR(N) = {rule.a:.3g} N^-{rule.b:.3f} (dotted)" if rule.a else "")
+    title = "learning-rate sweep" + (f": LR(N) = {rule.a:.3g} N^({-rule.b:+.3f}) (dotted)" if rule.a else "")
     ax.set_title(title, fontsize=10)
     ax.legend(fontsize=8)
     fig.tight_layout()

@@ -26,7 +26,7 @@ def _list(args) -> int:
     if recipes.TUNED_LR_A is None:
         print("  (tuned: its LR(N) rule is not fitted yet)")
     else:
-        print(f"  tuned LR(N) = {recipes.TUNED_LR_A:.4g} * N^-{recipes.TUNED_LR_B:.4f}")
+        print(f"  tuned LR(N) = {recipes.TUNED_LR_A:.4g} * N^({-recipes.TUNED_LR_B:+.4f})")
     return 0
 
 

@@ -50,7 +50,7 @@ def test_tuned_recipe_warms_up_for_about_n_tokens_and_decays_over_the_run():
 def test_unknown_recipe_and_an_unfitted_rule_are_clear_errors(monkeypatch):
     with pytest.raises(UserError, match="unknown recipe 'fast'; recipes: kaplan, tuned"):
         _cfg(recipe="fast")
-    monkeypatch.setattr(recipes, "TUNED_LR_A", None)
+    monkeypatch.setattr(recipes, "TUNED_LR_A", None)  # as before the sweep was fitted
     with pytest.raises(UserError, match="not fitted yet"):
         _cfg(recipe="tuned")
     assert _cfg(recipe="tuned", lr=2e-3).lr == 2e-3  # a learning-rate sweep needs no rule
@@ -88,3 +88,11 @@ def test_fit_lr_rule_end_to_end_on_tiny_runs(tmp_path):
     assert [len(s.lrs) for s in rule.sizes] == [4, 4]
     plot_rule(rule, tmp_path / "lr.png")
     assert (tmp_path / "lr.png").stat().st_size > 0
+
+
+def test_the_tuned_rule_is_the_fit_of_the_committed_learning_rate_sweep():
+    rule = fit_lr_rule(LR_SWEEP)
+    assert [len(s.lrs) for s in rule.sizes] == [5, 5, 5] and len(rule.used) == 3
+    assert rule.a == pytest.approx(recipes.TUNED_LR_A, rel=1e-3)
+    assert rule.b == pytest.approx(recipes.TUNED_LR_B, rel=1e-3)
+    assert recipes.tuned_lr(1e6) == pytest.approx(rule.lr(1e6), rel=1e-3)

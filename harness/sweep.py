@@ -504,8 +504,8 @@ def write_manifest(sweep: SweepPlan, out: str | os.PathLike) -> Path:
 def check_writable(out: Path) -> None:
     """Fail before any training if run records could not be written under ``out``."""
     try:
-        (out / "runs").mkdir(parents=True, exist_ok=True)
-        probe = out / "runs" / f".write-test-{os.getpid()}"
+        out.mkdir(parents=True, exist_ok=True)
+        probe = out / f".write-test-{os.getpid()}"
         probe.write_bytes(b"")
         probe.unlink()
     except OSError as exc:

@@ -3,7 +3,9 @@
 A claims file (TOML, one per replication) lists published claims. Each claim names the measured quantity it
 is compared with; a replication computes measurements; this module turns the two into verdicts. A verdict is
 always computed here, never read from the file: the ``recorded`` field of a claim is only the verdict last
-verified by a person, which ``--strict`` compares against to catch regressions.
+verified by a person, which ``--strict`` compares against to catch regressions. A replication with several
+judged tiers records one verdict per tier (``recorded = { cpu = "PASS", gpu = "FAIL" }``); a plain string is
+the verdict on the replication's default tier.
 
 Claim fields::
 
@@ -16,7 +18,7 @@ Claim fields::
     measured = "sum_fit.beta"              # key of the replication's measurement
     tolerance = { abs = 0.002 }            # or rel, ci, min, max, equals (below)
     why = "one line: why this width"
-    recorded = "PASS"                      # optional: last verified verdict (regression guard)
+    recorded = "PASS"                      # optional: last verified verdict (regression guard), or per tier
 
 Tolerance kinds:
 
@@ -70,8 +72,14 @@ class Claim:
     measured: str
     tolerance: dict[str, Any]
     why: str
-    recorded: str | None = None
+    recorded: str | dict[str, str] | None = None  # a verdict (the default tier's) or {tier: verdict}
     notes: str = ""
+
+    def recorded_for(self, tier: str | None, default_tier: str | None = None) -> str | None:
+        """The verdict recorded for ``tier``: a plain ``recorded`` string is the default tier's."""
+        if isinstance(self.recorded, dict):
+            return self.recorded.get(tier) if tier is not None else None
+        return self.recorded if tier == default_tier else None
 
     @property
     def tolerance_text(self) -> str:
@@ -96,6 +104,7 @@ class Verdict:
     verdict: str
     published_in_ci: bool | None
     reason: str = ""
+    recorded: str | None = None  # the verdict recorded for the tier judged (see Claim.recorded_for)
 
     def to_json(self) -> dict[str, Any]:
         m = self.measurement
@@ -112,7 +121,7 @@ class Verdict:
             "tolerance_why": self.claim.why,
             "verdict": self.verdict,
             "published_in_ci": self.published_in_ci,
-            "recorded": self.claim.recorded,
+            "recorded": self.recorded,
             "reason": self.reason,
             "note": m.note,
         }
@@ -155,8 +164,13 @@ def load_claims(path: str | Path) -> ClaimsFile:
         tol = raw["tolerance"]
         if not isinstance(tol, dict) or len(tol) != 1 or next(iter(tol)) not in TOLERANCE_KINDS:
             raise UserError(f"{where}: tolerance must be a table with exactly one of {TOLERANCE_KINDS}")
-        if raw.get("recorded") not in (None, *VERDICTS):
-            raise UserError(f"{where}: recorded must be one of {VERDICTS}")
+        rec = raw.get("recorded")
+        if isinstance(rec, dict):
+            bad = {t: v for t, v in rec.items() if v not in VERDICTS}
+            if bad or not rec:
+                raise UserError(f"{where}: recorded must map tiers to one of {VERDICTS}, got {bad or rec!r}")
+        elif rec not in (None, *VERDICTS):
+            raise UserError(f"{where}: recorded must be one of {VERDICTS}, or a table of them by tier")
         if not str(raw["why"]).strip():
             raise UserError(f"{where}: every tolerance needs a one-line reason ('why')")
         out.claims.append(
@@ -169,7 +183,7 @@ def load_claims(path: str | Path) -> ClaimsFile:
                 measured=raw["measured"],
                 tolerance=dict(tol),
                 why=raw["why"],
-                recorded=raw.get("recorded"),
+                recorded=dict(rec) if isinstance(rec, dict) else rec,
                 notes=raw.get("notes", ""),
             )
         )
@@ -222,13 +236,25 @@ def _level(m: Measurement) -> str:
     return f"{100 * m.ci_level:g}%" if m.ci_level else "bootstrap"
 
 
-def judge_all(claims: ClaimsFile, measurements: dict[str, Measurement]) -> list[Verdict]:
-    return [judge(c, measurements.get(c.measured)) for c in claims.claims]
+def judge_all(
+    claims: ClaimsFile,
+    measurements: dict[str, Measurement],
+    tier: str | None = None,
+    default_tier: str | None = None,
+) -> list[Verdict]:
+    """Every claim's verdict; each carries the verdict recorded for ``tier`` (``None``: the default tier's)."""
+    tier = tier if tier is not None else default_tier
+    out = []
+    for c in claims.claims:
+        v = judge(c, measurements.get(c.measured))
+        v.recorded = c.recorded_for(tier, default_tier)
+        out.append(v)
+    return out
 
 
 def regressions(verdicts: list[Verdict]) -> list[Verdict]:
-    """Claims whose computed verdict differs from the one recorded in the claims file."""
-    return [v for v in verdicts if v.claim.recorded is not None and v.claim.recorded != v.verdict]
+    """Claims whose computed verdict differs from the one recorded (for the tier judged) in the claims file."""
+    return [v for v in verdicts if v.recorded is not None and v.recorded != v.verdict]
 
 
 def _fmt(x: Any) -> str:

@@ -243,10 +243,12 @@ def audit(
     )
     start = time.perf_counter()
     res = t.measure(ctx)
-    verdicts = judge_all(claims, res.measurements)
+    verdicts = judge_all(claims, res.measurements, t.name, rep.default_tier)
     if not t.judged:
         why = f"tier {t.name!r} is a pipeline check, not judged: {t.description}"
-        verdicts = [Verdict(v.claim, v.measurement, "INCONCLUSIVE", v.published_in_ci, why) for v in verdicts]
+        verdicts = [
+            Verdict(v.claim, v.measurement, "INCONCLUSIVE", v.published_in_ci, why, v.recorded) for v in verdicts
+        ]
     return AuditResult(rep, t.name, verdicts, res, time.perf_counter() - start)
 
 

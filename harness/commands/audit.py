@@ -15,7 +15,7 @@ def register(sub) -> None:
             "Compute every claim's verdict for a replication from its data or its committed run records (an audit "
             "never trains: 'scaling replicate' does). Exit status 0 when the audit ran, whatever the "
             "verdicts; 2 when it could not run; 1 with --strict when a verdict differs from the one recorded "
-            "in the claims file."
+            "in the claims file for that tier."
         ),
     )
     p.add_argument("name", help="replication name (see 'scaling replicate --list')")
@@ -60,15 +60,12 @@ def run(args) -> int:
         print(format_markdown(a.verdicts, title))
     else:
         print(format_table(a.verdicts, title))
-    if args.strict and a.tier != a.replication.default_tier:
-        print(
-            f"--strict: recorded verdicts refer to tier {a.replication.default_tier!r}; nothing to compare",
-            file=sys.stderr,
-        )
+    if args.strict and all(v.recorded is None for v in a.verdicts):
+        print(f"--strict: the claims file records no verdicts for tier {a.tier!r}; nothing to compare", file=sys.stderr)
     elif args.strict:
         bad = regressions(a.verdicts)
         for v in bad:
-            print(f"regression: {v.claim.id} is {v.verdict}, recorded {v.claim.recorded}", file=sys.stderr)
+            print(f"regression: {v.claim.id} is {v.verdict}, recorded {v.recorded}", file=sys.stderr)
         if bad:
             return 1
     return 0

@@ -1,8 +1,20 @@
 """Verdicts are computed from measurements and tolerances; claims files are validated."""
 
+from pathlib import Path
+
 import pytest
 
-from harness.claims import Claim, Measurement, format_json, format_table, judge, load_claims, regressions
+from harness.claims import (
+    Claim,
+    ClaimsFile,
+    Measurement,
+    format_json,
+    format_table,
+    judge,
+    judge_all,
+    load_claims,
+    regressions,
+)
 from harness.errors import UserError
 
 
@@ -57,10 +69,37 @@ def test_qualitative_and_missing():
     assert judge(claim({"abs": 1}), None).verdict == "INCONCLUSIVE"
 
 
+def _file(*claims):
+    return ClaimsFile(path=Path("claims.toml"), replication="r", title="t", claims=list(claims))
+
+
 def test_regressions_compare_with_recorded():
-    ok = judge(claim({"abs": 0.1}, recorded="PASS"), Measurement(1.0))
-    bad = judge(claim({"abs": 0.1}, recorded="PASS"), Measurement(2.0))
-    assert regressions([ok, bad]) == [bad]
+    ok = judge_all(_file(claim({"abs": 0.1}, recorded="PASS")), {"m": Measurement(1.0)})
+    bad = judge_all(_file(claim({"abs": 0.1}, recorded="PASS")), {"m": Measurement(2.0)})
+    assert regressions(ok) == [] and regressions(bad) == bad and bad[0].recorded == "PASS"
+
+
+def test_recorded_verdicts_per_tier():
+    # a plain string is the default tier's verdict; a table records each tier's own, and other tiers have none
+    plain = _file(claim({"abs": 0.1}, recorded="PASS"))
+    assert judge_all(plain, {"m": Measurement(2.0)}, "cpu", "cpu")[0].recorded == "PASS"
+    assert judge_all(plain, {"m": Measurement(2.0)}, "gpu", "cpu")[0].recorded is None
+    by_tier = _file(claim({"abs": 0.1}, recorded={"old": "FAIL", "new": "PASS"}))
+    old = judge_all(by_tier, {"m": Measurement(2.0)}, "old", "new")
+    new = judge_all(by_tier, {"m": Measurement(2.0)}, "new", "new")
+    assert old[0].recorded == "FAIL" and regressions(old) == []
+    assert new[0].recorded == "PASS" and regressions(new) == new
+    assert judge_all(by_tier, {"m": Measurement(2.0)}, "smoke", "new")[0].recorded is None
+
+
+def test_recorded_table_is_validated(tmp_path):
+    base = 'id = "a"\nkind = "refit"\nstatement = "s"\ncitation = "c"\npublished = 1\nmeasured = "m"\n'
+    base += 'tolerance = { abs = 1 }\nwhy = "w"\n'
+    for bad in ('recorded = { cpu = "MAYBE" }', "recorded = {}", 'recorded = "maybe"'):
+        p = tmp_path / "claims.toml"
+        p.write_text(f'[replication]\nname = "r"\ntitle = "t"\n\n[[claim]]\n{base}{bad}\n')
+        with pytest.raises(UserError, match="recorded must"):
+            load_claims(p)
 
 
 def test_formats():

@@ -124,18 +124,19 @@ def test_every_claim_gets_a_verdict_with_an_interval(synthetic):
     assert all(v.verdict != "INCONCLUSIVE" or "straddles" in v.reason for v in verdicts)
 
 
-def test_audit_rederives_the_committed_cpu_verdicts(capsys):
-    # results/kaplan/cpu holds the committed run records: the audit reads them back (no data, no training) and
-    # --strict checks every verdict against the one recorded in claims.toml. Point values, and so verdicts not
-    # decided by an interval, do not depend on the number of bootstrap resamples.
+def test_audit_rederives_the_committed_cpu_kaplan_recipe_verdicts(capsys):
+    # results/kaplan/cpu-kaplan-recipe holds committed run records: the audit reads them back (no data, no
+    # training) and --strict checks every verdict against the one recorded for that tier in claims.toml. Point
+    # values, and so verdicts not decided by an interval, do not depend on the number of bootstrap resamples.
     from harness.cli import main
 
-    assert main(["audit", "kaplan", "--bootstrap", "200", "--strict", "--format", "json"]) == 0
+    argv = ["audit", "kaplan", "--tier", "cpu-kaplan-recipe", "--bootstrap", "200", "--strict", "--format", "json"]
+    assert main(argv) == 0
     claims = json.loads(capsys.readouterr().out)["claims"]
     assert len(claims) == len(REPLICATION.claims().claims)
 
 
-@pytest.mark.parametrize("tier", ["smoke", "cpu", "gpu"])
+@pytest.mark.parametrize("tier", ["smoke", "cpu-kaplan-recipe", "gpu"])
 def test_tier_plans_meet_the_replication_design(tier):
     from harness.models import model_counts
     from harness.sweep import expand, load_spec
@@ -156,8 +157,8 @@ def test_tier_plans_meet_the_replication_design(tier):
 
 
 def test_sweeps_are_found_by_role_not_by_name(synthetic):
-    specs = tier_specs("cpu")
-    assert REPLICATION.tier("cpu").sweeps == specs and [role_of(p) for p in specs] == list(ROLES)
+    specs = tier_specs("cpu-kaplan-recipe")
+    assert REPLICATION.tier("cpu-kaplan-recipe").sweeps == specs and [role_of(p) for p in specs] == list(ROLES)
     # run_tier_sweeps keys tables by sweep name, in the order of the specs; the name says nothing about the role
     tables = {f"sweep-{i}": synthetic.tables.get(role) for i, role in enumerate(ROLES)}
     by_role = tables_by_role(specs, tables)
@@ -175,7 +176,7 @@ def test_sweeps_are_found_by_role_not_by_name(synthetic):
 def test_load_gives_the_notebook_the_audits_analysis():
     from replications.kaplan.analysis import load
 
-    an = load("cpu", n_bootstrap=20, log=lambda s: None)  # the committed cpu records, read back by role
+    an = load("cpu-kaplan-recipe", n_bootstrap=20, log=lambda s: None)  # committed records, read back by role
     assert set(an.tables) == set(ROLES) and an.seeds is an.tables["seeds"]
     assert an.L_N.alpha == pytest.approx(0.049848, abs=1e-6)  # the audit's L_N.alpha_N (a point value)
 

@@ -17,7 +17,7 @@ from harness.provenance import REPO_ROOT
 from harness.runs import load_runs
 
 COMMITTED = sorted(REPO_ROOT.glob("results/*/*/runs/*.json"))
-KAPLAN_CPU = REPO_ROOT / "results" / "kaplan" / "cpu"
+KAPLAN_CPU = REPO_ROOT / "results" / "kaplan" / "cpu-kaplan-recipe"
 V1_FIXTURE = Path(__file__).with_name("data") / "run_v1_lstm.json"
 
 
@@ -67,10 +67,10 @@ def test_audit_refuses_a_tampered_tier(tmp_path, capsys):
     from harness.replication import audit
 
     out = _copy_tier(tmp_path)
-    audit("kaplan", out_dir=out, train=False, n_bootstrap=5, log=lambda s: None).close_figures()  # intact: fine
+    audit("kaplan", tier="cpu-kaplan-recipe", out_dir=out, train=False, n_bootstrap=5, log=lambda s: None).close_figures()  # intact: fine
     path = _edit_a_loss(out)
     with pytest.raises(UserError, match=rf"{path.name}: content does not match"):
-        audit("kaplan", out_dir=out, train=False, n_bootstrap=5, log=lambda s: None)
+        audit("kaplan", tier="cpu-kaplan-recipe", out_dir=out, train=False, n_bootstrap=5, log=lambda s: None)
 
 
 def test_a_resealed_record_is_still_caught_by_its_manifest(tmp_path):
@@ -78,9 +78,9 @@ def test_a_resealed_record_is_still_caught_by_its_manifest(tmp_path):
     path = _edit_a_loss(out)
     path.write_text(json.dumps(records.seal(json.loads(path.read_text())), indent=2))  # hash recomputed by hand
     records.read_record(path)  # the record alone now looks intact ...
-    manifest = records.read_manifest(out, "cpu-nd")
+    manifest = records.read_manifest(out, "cpu-kaplan-recipe-nd")
     if path.stem not in {e["run_id"] for e in manifest["runs"]}:
-        manifest = records.read_manifest(out, "tier-cpu")
+        manifest = records.read_manifest(out, "tier-cpu-kaplan-recipe")
     with pytest.raises(UserError, match="is not the record sweep manifest"):  # ... but not to its manifest
         records.manifest_records(out, manifest)
 

@@ -35,6 +35,9 @@ class TrainConfig:
     seed: int = 0
     eval_points: int = 12  # evaluations at log-spaced steps (plus step 0 and the last step)
     eval_tokens: int = 32768  # size of the fixed validation set (first tokens of the validation split)
+    # validation tokens for the final model's loss by position (None: the eval_tokens windows); more windows
+    # pin each position's loss more tightly, at the cost of one forward pass over them at the end of the run
+    final_eval_tokens: int | None = None
     max_epochs: float = 1.0  # refuse budgets that would repeat the training split more than this
     precision: str = "fp32"  # "fp32" | "bf16" (autocast)
     device: str = "auto"  # "auto" | "cpu" | "cuda"
@@ -69,6 +72,10 @@ class TrainConfig:
 
             if self.recipe not in RECIPES:
                 raise UserError(f"unknown recipe {self.recipe!r}; recipes: {', '.join(RECIPES)}")
+        if self.final_eval_tokens is not None and self.final_eval_tokens < self.eval_tokens:
+            raise UserError(
+                f"final_eval_tokens ({self.final_eval_tokens}) must be at least eval_tokens ({self.eval_tokens})"
+            )
         if self.lr is not None and not self.lr > 0:
             raise UserError(f"lr must be positive, got {self.lr}")
 
@@ -79,8 +86,9 @@ class TrainConfig:
     def to_dict(self) -> dict[str, Any]:
         """Every field, the model flat (``{"name": "gpt", "n_layer": ...}``): what records and manifests show."""
         d = {f.name: getattr(self, f.name) for f in fields(self)}
-        if d["recipe"] is None:  # shown only when a recipe chose fields (so older configs read as they did)
-            del d["recipe"]
+        for k in ("recipe", "final_eval_tokens"):  # shown only when set (so older configs read as they did)
+            if d[k] is None:
+                del d[k]
         return {**d, "model": self.model.to_dict(), "betas": list(self.betas)}
 
     def canonical(self) -> dict[str, Any]:
@@ -113,8 +121,8 @@ class TrainConfig:
             d = apply_recipe(d["recipe"], d, model_counts(model).n_kaplan)
         if "betas" in d:
             d["betas"] = tuple(float(b) for b in d["betas"])
-        for k in ("tokens", "batch_tokens", "seed", "eval_points", "eval_tokens"):
-            if k in d:
+        for k in ("tokens", "batch_tokens", "seed", "eval_points", "eval_tokens", "final_eval_tokens"):
+            if d.get(k) is not None:
                 v = float(d[k])
                 if v != int(v):
                     raise UserError(f"{k} must be a whole number, got {d[k]}")

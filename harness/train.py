@@ -282,8 +282,9 @@ def _utc_now() -> str:
     return _dt.datetime.now(_dt.UTC).replace(microsecond=0).isoformat()
 
 
-def make_record(cfg, ident, plan, state, data, model, eval_tokens, status, reason, by_position, started) -> dict:
-    """The run record (see :func:`harness.records.build_record`) of a run that ended."""
+def make_record(cfg, ident, plan, state, data, model, evals, status, reason, by_position, started) -> dict:
+    """The run record (see :func:`harness.records.build_record`) of a run that ended. ``evals``: the validation
+    tokens of the curve's evaluations and of the final by-position one (None when it used the curve's)."""
     done = len(state.losses)
     tokens = done * cfg.batch_tokens
     tail = slice(-max(1, done // 10), None)
@@ -292,11 +293,14 @@ def make_record(cfg, ident, plan, state, data, model, eval_tokens, status, reaso
     loss = {
         "train_final": float(np.mean(state.losses[tail])) if finished else None,
         "val_final": state.curve["val_loss"][-1] if finished else None,
-        # mean validation cross-entropy at each context position 0..n_ctx-1 (final model, same windows)
+        # mean validation cross-entropy at each context position 0..n_ctx-1 (final model; the curve's windows,
+        # or the final_eval_tokens windows when the config asks for more)
         "val_by_position": by_position[0] if by_position else None,
     }
     if by_position:  # its standard error at each position, over the validation windows
         loss["val_by_position_se"] = by_position[1]
+        if cfg.final_eval_tokens is not None:  # the final model's mean loss over those larger windows
+            loss["val_final_full"] = float(np.mean(by_position[0]))
     if state.aux:
         loss["aux_final"] = {k: float(np.mean(v[tail])) if finished else None for k, v in state.aux.items()}
     per_s = (lambda x: x * tokens / state.train_s) if state.train_s > 0 else (lambda x: None)
@@ -314,7 +318,8 @@ def make_record(cfg, ident, plan, state, data, model, eval_tokens, status, reaso
             "warmup_steps": plan.warmup_steps,
             "final_lr_ratio": plan.final_lr_ratio,
             "epochs": plan.epochs,
-            "eval_tokens": eval_tokens,
+            "eval_tokens": evals[0],
+            **({"final_eval_tokens": evals[1]} if cfg.final_eval_tokens is not None else {}),
             "eval_steps": plan.eval_steps,
         },
         model=cfg.model.to_dict(),
@@ -425,14 +430,21 @@ def train(
         if interrupt:
             return {"run_id": run_id, "status": "interrupted", "step": stop_after}
 
-    by_position = None
+    by_position, final_eval_tokens = None, None
     if status == "finished":  # the model is in its final state, the one the last val_loss was measured on
         try:
-            by_position = position_stats(model, vx, vy, plan.batch_size, plan.device, autocast)
+            fx, fy = (
+                (vx, vy)
+                if cfg.final_eval_tokens is None
+                else eval_windows(data.val, cfg.model.n_ctx, cfg.final_eval_tokens)
+            )
+            by_position = position_stats(model, fx, fy, plan.batch_size, plan.device, autocast)
+            final_eval_tokens = int(fy.size)
         except NotImplementedError:
             log(f"{cfg.model.name}: no per-token loss; the record has no val_by_position")
     state.wall_s = wall_before + time.perf_counter() - t0
-    record = make_record(cfg, ident, plan, state, data, model, int(vy.size), status, reason, by_position, started)
+    evals = (int(vy.size), final_eval_tokens)
+    record = make_record(cfg, ident, plan, state, data, model, evals, status, reason, by_position, started)
     if record_path is not None:
         write_json_atomic(record_path, record)
         if ckpt_path.exists():

@@ -140,3 +140,24 @@ def test_position_standard_errors_are_those_of_the_per_window_losses():
         per = model.eval().token_losses(torch.from_numpy(x), torch.from_numpy(y)).double().numpy()
     np.testing.assert_allclose(mean, per.mean(axis=0), rtol=1e-9)
     np.testing.assert_allclose(se, per.std(axis=0, ddof=1) / np.sqrt(10), rtol=1e-6)
+
+
+def test_final_eval_tokens_measures_by_position_on_more_windows_and_keeps_old_identities(data, tmp_path):
+    base = train(tiny_config(), tmp_path / "a", data=data, threads=1)
+    more = train(tiny_config(final_eval_tokens=4096), tmp_path / "b", data=data, threads=1)
+    n_val = (len(data.val) - 1) // 16 * 16  # every whole window of the validation split (fewer than 4096 tokens)
+    assert base["resolved"]["eval_tokens"] == more["resolved"]["eval_tokens"] == 256
+    assert more["resolved"]["final_eval_tokens"] == min(4096, n_val) > 256
+    assert "final_eval_tokens" not in base["resolved"] and "val_final_full" not in base["loss"]
+    # same training (the final curve point is on the same 256 tokens), by position over many more windows
+    assert more["loss"]["val_final"] == base["loss"]["val_final"]
+    assert more["loss"]["val_final_full"] == pytest.approx(np.mean(more["loss"]["val_by_position"]))
+    assert np.mean(more["loss"]["val_by_position_se"]) < np.mean(base["loss"]["val_by_position_se"])
+    # the field is part of the identity only when set: configs without it keep the run ids they had
+    assert "final_eval_tokens" not in base["config"] and "final_eval_tokens" not in tiny_config().canonical()
+    assert more["run_id"] != base["run_id"]
+
+
+def test_final_eval_tokens_below_eval_tokens_is_refused():
+    with pytest.raises(UserError, match="final_eval_tokens .* must be at least eval_tokens"):
+        tiny_config(final_eval_tokens=128)

@@ -136,7 +136,7 @@ def test_audit_rederives_the_committed_cpu_kaplan_recipe_verdicts(capsys):
     assert len(claims) == len(REPLICATION.claims().claims)
 
 
-@pytest.mark.parametrize("tier", ["smoke", "cpu-kaplan-recipe", "gpu"])
+@pytest.mark.parametrize("tier", ["smoke", "cpu-kaplan-recipe", "cpu", "gpu"])
 def test_tier_plans_meet_the_replication_design(tier):
     from harness.models import model_counts
     from harness.sweep import expand, load_spec

@@ -8,6 +8,9 @@ judged against its exponents and qualitative claims (``claims.toml``). The tiers
 * ``cpu-kaplan-recipe``: the first replication, 1.5e3 - 1e6 non-embedding parameters on the 6.7 M-token default
   corpus with Kaplan et al.'s own learning rate (eq. D.1) and schedule, 48 minutes on 2 CPU cores. It was the
   ``cpu`` tier until its analysis showed the runs optimisation-limited; kept so the recipe's effect is a finding.
+* ``cpu``: the same plan in the scaling regime: 1.5e3 - 1e6 parameters on the large corpus (``pystack-v1``,
+  30 M tokens per L(N) run) with the tuned recipe (``harness/recipes.py``), about 5 hours on 2 CPU cores in
+  resumable pieces.
 * ``gpu``: the plan up to 1e8 parameters for one H100-class GPU, resumable in steps under 10 minutes.
 
 Run records of the trained tiers are committed in ``results/kaplan/<tier>/``, so ``scaling audit kaplan --tier
@@ -44,6 +47,16 @@ REPLICATION = Replication(
             measure=measure,
             default_bootstrap=1000,
             sweeps=tier_specs("cpu-kaplan-recipe"),
+        ),
+        "cpu": Tier(
+            name="cpu",
+            description=(
+                "26 runs, Transformers 1.5e3 - 1e6 and LSTMs 1.5e4 - 3e5 parameters, up to 3e7 tokens of pystack-v1, "
+                "the tuned recipe"
+            ),
+            measure=measure,
+            default_bootstrap=1000,
+            sweeps=tier_specs("cpu"),
         ),
         "gpu": Tier(
             name="gpu",

@@ -67,10 +67,11 @@ def test_audit_refuses_a_tampered_tier(tmp_path, capsys):
     from harness.replication import audit
 
     out = _copy_tier(tmp_path)
-    audit("kaplan", tier="cpu-kaplan-recipe", out_dir=out, train=False, n_bootstrap=5, log=lambda s: None).close_figures()  # intact: fine
+    quiet = {"tier": "cpu-kaplan-recipe", "out_dir": out, "train": False, "n_bootstrap": 5, "log": lambda s: None}
+    audit("kaplan", **quiet).close_figures()  # intact: fine
     path = _edit_a_loss(out)
     with pytest.raises(UserError, match=rf"{path.name}: content does not match"):
-        audit("kaplan", tier="cpu-kaplan-recipe", out_dir=out, train=False, n_bootstrap=5, log=lambda s: None)
+        audit("kaplan", **quiet)
 
 
 def test_a_resealed_record_is_still_caught_by_its_manifest(tmp_path):

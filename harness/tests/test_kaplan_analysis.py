@@ -106,6 +106,23 @@ def test_joint_fits_recover_the_generating_laws(synthetic):
     assert m["L_N.alpha_N"].ci[0] <= m["L_N.alpha_N"].value <= m["L_N.alpha_N"].ci[1]
 
 
+def test_convergence_is_measured_against_the_generating_law(synthetic):
+    # the L(N) column is at D = 6.5e6: the joint fit must give eq. 1.5's own distance to the D -> inf limit
+    rows = synthetic.convergence()
+    assert [r["N"] for r in rows] == sorted(r["N"] for r in rows) and len(rows) == 6
+    for r in rows:
+        n, d = r["N"], r["D"]
+        assert d == 6.5e6 and r["tokens_per_param"] == pytest.approx(d / n)
+        assert r["fit"] == pytest.approx(loss_nd(n, d), rel=1e-4)
+        assert r["doubling_gain"] == pytest.approx(loss_nd(n, d) - loss_nd(n, 2 * d), rel=1e-2)
+        assert r["gap_to_limit"] == pytest.approx(loss_nd(n, d) - (TRUE["N_c"] / n) ** TRUE["alpha_N"], rel=1e-2)
+    # the largest model's measured gain per doubling between its two largest budgets (4e6 and 6.5e6)
+    gain = (loss_nd(1e6, 4e6) - loss_nd(1e6, 6.5e6)) / np.log2(6.5e6 / 4e6)
+    assert synthetic.measured_doubling_gain() == pytest.approx(gain, rel=1e-9)
+    se = synthetic.context_bin_se()  # the synthetic records carry no per-position errors: said, not invented
+    assert se["lstm"]["early_bin"] is None and se["transformer"]["single_position"] is None
+
+
 def test_comparisons_have_the_signs_built_into_the_data(synthetic):
     m = synthetic.measurements()
     assert m["aspect.relative_spread"].value == pytest.approx(0.02, rel=1e-9)

@@ -262,6 +262,72 @@ class KaplanAnalysis:
             loss = by_pos[:, idx].mean(axis=2).T  # (n, runs)
         return (loss.max(axis=1) - loss.min(axis=1)) / loss.min(axis=1)
 
+    def convergence(self) -> list[dict[str, float]]:
+        """How far each L(N) run is from its converged loss, by the joint fit (information only; no claim): per
+        size, the measured loss at the L(N) budget D, the fit's L(N, D) and L(N, 2D), and the fit's limit
+        L(N, D -> inf) = (N_c / N)^alpha_N (eq. 1.5). A run is not budget-limited when doubling its budget would
+        change its loss by less than the seed noise; the rest of the gap to the limit is what the joint fit
+        accounts for (Kaplan et al. Sec. 4: L(N) is the D -> inf limit)."""
+        p = self.L_ND.params_
+        t = self.n_sweep
+        order = np.argsort(t["N_kaplan"].astype(float))
+        out = []
+        for n, d, loss in zip(
+            t["N_kaplan"].astype(float)[order], t["D"].astype(float)[order], t["loss"].astype(float)[order], strict=True
+        ):
+            at_d, at_2d = self.L_ND.predict(np.array([[n, d], [n, 2 * d]]))
+            limit = float((p["N_c"] / n) ** p["alpha_N"])
+            out.append(
+                {
+                    "N": float(n),
+                    "D": float(d),
+                    "tokens_per_param": float(d / n),
+                    "loss": float(loss),
+                    "fit": float(at_d),
+                    "fit_2D": float(at_2d),
+                    "doubling_gain": float(at_d - at_2d),
+                    "limit": limit,
+                    "gap_to_limit": float(at_d - limit),
+                }
+            )
+        return out
+
+    def budget_curve(self) -> list[tuple[float, float]]:
+        """(D, final loss) of the largest Transformer at every budget: the direct view of its convergence."""
+        d = self.d_sweep["D"].astype(float)
+        order = np.argsort(d)
+        return [(float(d[i]), float(self.d_sweep["loss"][i])) for i in order]
+
+    def measured_doubling_gain(self) -> float | None:
+        """The largest model's loss drop per doubling of D between its two largest budgets (measured, no fit)."""
+        pts = self.budget_curve()
+        if len(pts) < 2:
+            return None
+        (d0, l0), (d1, l1) = pts[-2], pts[-1]
+        return float((l0 - l1) / np.log2(d1 / d0))
+
+    def context_bin_se(self) -> dict[str, dict[str, float | int | None]]:
+        """Standard error of each context bin's mean loss for the pair of ``context_pair``, from the records'
+        per-position standard errors over validation windows: between sqrt(sum se^2) / n (positions independent)
+        and mean(se) (positions perfectly correlated within a window). None where a record has no errors."""
+        out = {}
+        for label, rec in zip(("lstm", "transformer"), self.context_pair(), strict=True):
+            se = rec["loss"].get("val_by_position_se")
+            res = rec.get("resolved", {})
+            tokens = res.get("final_eval_tokens", res.get("eval_tokens"))
+            windows = tokens // rec["model"]["n_ctx"] if tokens else None
+            if se is None:
+                out[label] = {"windows": windows, "early_bin": None, "late_bin": None, "single_position": None}
+                continue
+            se = np.asarray(se, dtype=float)
+            row: dict[str, float | int | None] = {"windows": windows, "single_position": float(se.mean())}
+            for name, b in zip(("early_bin", "late_bin"), _bins(se.size), strict=True):
+                part = se[b]
+                row[name] = float(np.sqrt(np.sum(part**2)) / part.size)
+                row[name + "_if_correlated"] = float(part.mean())
+            out[label] = row
+        return out
+
     # ------------------------------------------------------------------ claims
     def measurements(self) -> dict[str, Measurement]:
         m: dict[str, Measurement] = {}
@@ -460,6 +526,9 @@ def measure(ctx: TierContext) -> TierResult:
         artifacts={
             "constants_for_information": an.constants(),
             "seed_noise": an.seed_noise(),
+            "convergence_of_L_N": an.convergence(),
+            "largest_model_measured_gain_per_doubling": an.measured_doubling_gain(),
+            "context_bin_se": an.context_bin_se() if len(an.lstm) else {},
             "fits": {
                 "L_N": dict(an.L_N.law.params_),
                 "L_D": dict(an.L_D.law.params_),

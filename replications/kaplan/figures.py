@@ -154,8 +154,38 @@ def n_opt(an: KaplanAnalysis):
     return fig
 
 
+def convergence(an: KaplanAnalysis):
+    """Are the L(N) runs in the scaling regime? Left: the largest model's final loss at every budget, with the
+    joint fit. Right: per size, what doubling the L(N) budget would gain by the joint fit, against the seed noise
+    measured on the tier (the runs are budget-limited where the bars rise above it)."""
+    fig, (ax, bx) = plt.subplots(1, 2, figsize=(12, 4.4))
+    pts = np.array(an.budget_curve())
+    n_max = float(an.d_sweep["N_kaplan"].max())
+    ax.plot(pts[:, 0], pts[:, 1], "o", color="C0", label="measured")
+    ds = np.geomspace(pts[:, 0].min(), 4 * pts[:, 0].max(), 60)
+    ax.plot(ds, an.L_ND.predict(np.stack([np.full_like(ds, n_max), ds], axis=1)), "C0-", lw=1, label="L(N, D) fit")
+    limit = float((an.L_ND.params_["N_c"] / n_max) ** an.L_ND.params_["alpha_N"])
+    ax.axhline(limit, color="k", ls=":", lw=1, label=f"fit's D -> inf limit {limit:.3f}")
+    g = an.measured_doubling_gain()
+    title = f"largest model, N = {n_max:.3g}" + (f": {g:.3f} nats per doubling at the end" if g is not None else "")
+    ax.set(xscale="log", xlabel="tokens D", ylabel="final val loss (nats)", title=title)
+    ax.legend(fontsize=8)
+    rows = an.convergence()
+    n = np.array([r["N"] for r in rows])
+    gain = np.array([r["doubling_gain"] for r in rows])
+    bx.bar(np.arange(n.size), gain, color="C0", label="L(N, D) - L(N, 2D), joint fit")
+    noise = [v["std"] for v in an.seed_noise().values()]
+    if noise:
+        bx.axhline(max(noise), color="C3", ls="--", lw=1, label=f"seed noise (largest std, {max(noise):.3f} nats)")
+    bx.set_xticks(np.arange(n.size), [f"{r['N']:.2g}\n{r['tokens_per_param']:.0f} tok/p" for r in rows])
+    bx.set(ylabel="nats", title=f"L(N) sweep at D = {rows[0]['D']:.3g}: gain from doubling D")
+    bx.legend(fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
 def all_figures(an: KaplanAnalysis) -> dict:
-    figs = {"figure1_trio": figure1(an), "loss_nd": loss_nd(an), "n_opt": n_opt(an)}
+    figs = {"figure1_trio": figure1(an), "loss_nd": loss_nd(an), "n_opt": n_opt(an), "convergence": convergence(an)}
     if len(an.lstm) >= 2:
         figs["lstm_vs_transformer"] = lstm_vs_transformer(an)
     if len(an.aspect) >= 2:

@@ -7,6 +7,8 @@ from pathlib import Path
 
 from ..errors import UserError
 
+SCRATCH = "runs/replicate"  # where a rerun's summaries go when the tier's results folder already holds some
+
 
 def register(sub) -> None:
     p = sub.add_parser(
@@ -28,6 +30,14 @@ def register(sub) -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument(
         "--out", type=Path, default=None, help="results folder, run cache included (default: results/NAME/TIER)"
+    )
+    p.add_argument(
+        "--update-results",
+        action="store_true",
+        help=(
+            "replace the audit, verdicts and figures already in results/NAME/TIER (without it, a tier that has "
+            f"them writes its new ones to {SCRATCH}/NAME/TIER and leaves the committed results as they are)"
+        ),
     )
     p.set_defaults(func=run)
 
@@ -63,7 +73,27 @@ def run(args) -> int:
             workers=args.workers,
             out_dir=args.out if len(names) == 1 else None,
         )
-        out = write_results(a, args.out if len(names) == 1 else None)
+        out = write_results(a, summary_dir(a.replication.name, a.tier, args.out if len(names) == 1 else None, args))
         print(format_table(a.verdicts, f"{a.replication.title} — tier {a.tier}"))
         print(f"results written to {out} ({a.seconds:.1f} s)\n")
     return 0
+
+
+def summary_dir(name: str, tier: str, out: Path | None, args) -> Path:
+    """Where the audit, verdicts and figures go: ``--out``; else results/NAME/TIER unless it already holds an
+    audit (committed results are replaced only with --update-results), in which case a scratch folder."""
+    from ..provenance import REPO_ROOT
+    from ..replication import RESULTS_DIR
+
+    if out is not None:
+        return out
+    committed = RESULTS_DIR / name / tier
+    if args.update_results or not (committed / "audit.json").exists():
+        return committed
+    scratch = REPO_ROOT / SCRATCH / name / tier
+    print(
+        f"{committed} already holds results: writing this run's to {scratch} instead (pass --update-results "
+        "to replace them); new run records still go to the tier's run cache",
+        file=sys.stderr,
+    )
+    return scratch

@@ -189,3 +189,24 @@ def test_replicate_smoke_falls_back_to_the_default_tier(tmp_path, capsys, chinch
     audit = json.loads((tmp_path / "audit.json").read_text())
     assert audit["tier"] == "refit" and len(audit["claims"]) == 17
     assert main(["replicate", "chinchilla", "--smoke", "--tier", "refit"]) == 2
+
+
+def test_replicate_leaves_committed_results_alone_unless_asked(tmp_path, monkeypatch, capsys, chinchilla_data):
+    import harness.provenance
+    import harness.replication
+
+    monkeypatch.setattr(harness.replication, "RESULTS_DIR", tmp_path / "results")
+    monkeypatch.setattr(harness.provenance, "REPO_ROOT", tmp_path)
+    committed = tmp_path / "results" / "chinchilla" / "refit"
+    argv = ["replicate", "chinchilla", "--bootstrap", "5"]
+    assert main(argv) == 0  # nothing there yet: the tier's results folder is filled
+    first = (committed / "audit.json").read_bytes()
+    capsys.readouterr()
+    assert main(argv) == 0  # a rerun writes beside it, and says where
+    scratch = tmp_path / "runs" / "replicate" / "chinchilla" / "refit"
+    assert (committed / "audit.json").read_bytes() == first and (scratch / "audit.json").exists()
+    out = capsys.readouterr()
+    assert f"results written to {scratch}" in out.out and "--update-results" in out.err
+    (committed / "verdicts.md").write_text("stale\n")
+    assert main([*argv, "--update-results"]) == 0  # asked: replaced
+    assert (committed / "verdicts.md").read_text() != "stale\n"

@@ -118,8 +118,9 @@ def format_rule(rule: LRRule) -> str:
     return "\n".join(lines)
 
 
-def plot_rule(rule: LRRule, path: str | os.PathLike, chosen: dict[float, float] | None = None) -> None:
-    """Loss against learning rate, one curve per size, each size's optimum and the rule's value marked."""
+def plot_rule(rule: LRRule, path: str | os.PathLike, mark=None) -> None:
+    """Loss against learning rate, one curve per size, with the rule's value for each size marked (dotted): this
+    fit's rule, or ``mark`` (a function N -> LR, e.g. the rule a recipe uses) when given."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -134,13 +135,16 @@ def plot_rule(rule: LRRule, path: str | os.PathLike, chosen: dict[float, float] 
         for lr, loss in zip(s.lrs, s.losses, strict=True):
             if not math.isfinite(loss):
                 ax.plot([lr], [max(v for _, v in finite)], "x", color=line.get_color())
-        if rule.a is not None:
-            lr_rule = rule.lr(s.n_kaplan)
+        if mark is not None or rule.a is not None:
+            lr_rule = mark(s.n_kaplan) if mark is not None else rule.lr(s.n_kaplan)
             ax.axvline(lr_rule, color=line.get_color(), ls=":", lw=1)
     ax.set_xscale("log")
     ax.set_xlabel("peak learning rate")
     ax.set_ylabel("final validation loss (nats)")
-    title = "learning-rate sweep" + (f": LR(N) = {rule.a:.3g} N^({-rule.b:+.3f}) (dotted)" if rule.a else "")
+    if mark is not None:
+        title = "learning-rate sweep; dotted: the rule in use"
+    else:
+        title = "learning-rate sweep" + (f": LR(N) = {rule.a:.3g} N^({-rule.b:+.3f}) (dotted)" if rule.a else "")
     ax.set_title(title, fontsize=10)
     ax.legend(fontsize=8)
     fig.tight_layout()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 from pathlib import Path
 
 
@@ -15,6 +17,12 @@ def register(sub) -> None:
     )
     fi.add_argument("path", type=Path, help="a folder of run records from a learning-rate sweep")
     fi.add_argument("--plot", type=Path, help="write a loss-vs-learning-rate figure here (PNG)")
+    fi.add_argument(
+        "--check",
+        action="store_true",
+        help="check the tuned recipe's rule in use (harness/recipes.py) on these records: print the loss at its "
+        "learning rate against each size's best, and mark the rule's values in the figure instead of this fit's",
+    )
     fi.set_defaults(func=_fit)
 
 
@@ -33,9 +41,24 @@ def _list(args) -> int:
 def _fit(args) -> int:
     from ..recipe_fit import fit_lr_rule, format_rule, plot_rule
 
+    from ..recipes import tuned_lr
+
     rule = fit_lr_rule(args.path)
     print(format_rule(rule))
+    mark = None
+    if args.check:
+        mark = tuned_lr
+        for s in rule.sizes:
+            want = tuned_lr(s.n_kaplan)
+            got = [(abs(math.log(lr / want)), lr, loss) for lr, loss in zip(s.lrs, s.losses, strict=True)]
+            _, lr, loss = min(got)
+            best = min(v for v in s.losses if math.isfinite(v))
+            where = "at" if abs(math.log(lr / want)) < 0.05 else "nearest swept value to"
+            print(
+                f"tuned rule at N = {s.n_kaplan:.3g}: LR {want:.3g}; loss {loss:.4f} {where} it ({lr:.3g}), "
+                f"{loss - best:+.4f} nats from the best swept value"
+            )
     if args.plot is not None:
-        plot_rule(rule, args.plot)
+        plot_rule(rule, args.plot, mark=mark)
         print(f"figure: {args.plot}")
     return 0

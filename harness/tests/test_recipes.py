@@ -96,3 +96,15 @@ def test_the_tuned_rule_is_the_fit_of_the_committed_learning_rate_sweep():
     assert rule.a == pytest.approx(recipes.TUNED_LR_A, rel=1e-3)
     assert rule.b == pytest.approx(recipes.TUNED_LR_B, rel=1e-3)
     assert recipes.tuned_lr(1e6) == pytest.approx(rule.lr(1e6), rel=1e-3)
+
+
+def test_check_reports_the_rule_in_use_against_the_10m_token_sweep(tmp_path, capsys):
+    # the committed 10 M-token check: the tuned rule is the best swept value at 1e6 and 0.044 nats off it at 1e5
+    from harness.cli import main
+
+    png = tmp_path / "check.png"
+    assert main(["recipe", "fit", str(LR_SWEEP.parent / "lr-sweep-10m"), "--check", "--plot", str(png)]) == 0
+    out = capsys.readouterr().out
+    assert "tuned rule at N = 9.83e+04: LR 0.00425; loss 4.4600 at it (0.0042), +0.0441 nats" in out
+    assert "tuned rule at N = 9.95e+05: LR 0.00285; loss 4.0234 at it (0.0029), +0.0000 nats" in out
+    assert png.stat().st_size > 10_000

@@ -16,6 +16,8 @@ back and checked without the data, the models or torch.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import json
 import os
 import tomllib
@@ -125,6 +127,8 @@ def is_record(obj: Any) -> bool:
 
 def verify(record: dict[str, Any], where: str | os.PathLike = "record") -> dict[str, Any]:
     """Check a record's schema, content hash and identity; a :class:`RecordError` naming ``where`` if not."""
+    if not isinstance(record, dict):
+        raise RecordError(f"{where}: not a run record (a JSON {type(record).__name__}, not an object)")
     if record.get("schema") == SCHEMA_V1:
         raise RecordError(
             f"{where}: a run record of the old schema ({SCHEMA_V1}, before run identities and content hashes); "
@@ -166,6 +170,20 @@ def finished_or_failed(path: Path) -> dict[str, Any] | None:
         return None
     rec = read_record(path)
     return rec if rec["status"] in ("finished", "failed") else None
+
+
+def cached_or_redo(path: Path, log: Callable[[str], None]) -> dict[str, Any] | None:
+    """For a run about to be trained: :func:`finished_or_failed`, except that a cached file which is not this
+    run's intact record (truncated, empty, hand-made, edited, another run's) is moved aside to ``*.json.bad``
+    with a warning, and None is returned so the run is trained again. Readers that must not retrain (an audit)
+    use :func:`finished_or_failed`, which refuses such a file instead."""
+    try:
+        return finished_or_failed(path)
+    except RecordError as exc:
+        aside = path.with_name(path.name + ".bad")
+        os.replace(path, aside)
+        log(f"warning: {exc}; moved it to {aside.name} and the run will be trained again")
+        return None
 
 
 # ----------------------------------------------------------------------------------------- manifests

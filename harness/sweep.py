@@ -512,6 +512,21 @@ def check_writable(out: Path) -> None:
         raise UserError(f"cannot write run records under {out}: {exc.strerror or exc}") from None
 
 
+def remove_stale_partial_checkpoints(out: Path, log: Callable[[str], None]) -> None:
+    """Delete half-written checkpoints (``checkpoints/.<run>.pt.<pid>.tmp``) whose writer is no longer running."""
+    for tmp in sorted((out / "checkpoints").glob(".*.tmp")):
+        try:
+            pid = int(tmp.name.rsplit(".", 2)[-2])
+            os.kill(pid, 0)  # raises if no such process
+            continue  # its writer is alive (another sweep on this folder): leave it
+        except (ValueError, IndexError, ProcessLookupError):
+            pass
+        except PermissionError:
+            continue  # a live process of another user
+        tmp.unlink(missing_ok=True)
+        log(f"removed a partial checkpoint left by a process that ended: {tmp.name}")
+
+
 def run_sweep(
     sweep: SweepPlan,
     out: str | os.PathLike,
@@ -530,14 +545,15 @@ def run_sweep(
     stream = stream or sys.stderr
     executor = executor or LocalExecutor(workers, threads)
     check_writable(out)
-    write_manifest(sweep, out)
+    remove_stale_partial_checkpoints(out, lambda s: stream.write(s + "\n"))
     todo, results = [], {}
-    for r in sweep.runs:
-        rec = records.finished_or_failed(records.run_paths(out, r.run_id)[0])
+    for r in sweep.runs:  # a cached file that is not the run's intact record is moved aside and the run redone
+        rec = records.cached_or_redo(records.run_paths(out, r.run_id)[0], lambda s: stream.write(s + "\n"))
         if rec is None:
             todo.append(r)
         else:
             results[r.run_id] = {**_summary(rec), "cached": True}
+    write_manifest(sweep, out)
     # longest first: with a pool of workers this keeps the slowest run from starting last (shorter makespan)
     todo.sort(key=lambda r: -model_counts(r.config.model).flops_per_token_hoffmann * r.config.tokens)
     how = executor.setup(len(todo), out)

@@ -366,7 +366,7 @@ def train(
     ident = run_identity(cfg, data)
     run_id = records.run_id_of(ident)
     record_path, ckpt_path = records.run_paths(out, run_id) if out is not None else (None, None)
-    if record_path is not None and (done := records.finished_or_failed(record_path)) is not None:
+    if record_path is not None and (done := records.cached_or_redo(record_path, log)) is not None:
         return done
 
     plan = RunPlan.of(cfg, data)

@@ -269,3 +269,23 @@ def test_an_unwritable_out_folder_fails_before_any_training(data_dir, tmp_path):
     blocked.write_text("")
     with pytest.raises(UserError, match="cannot write run records under"):
         run_sweep(plan(_spec(data_dir), log=lambda s: None), blocked / "out", workers=1, stream=io.StringIO())
+
+
+@pytest.mark.parametrize("content", ["", "[]", '{"status": "finished"}', "{not json", "foreign"])
+def test_a_bad_cached_record_is_moved_aside_and_its_run_trained_again(data_dir, tmp_path, content):
+    sp = plan(_spec(data_dir, grid={"N": [3e3], "D": [640, 1280]}), log=lambda s: None)
+    run_sweep(sp, tmp_path, workers=1, threads=1, stream=io.StringIO())
+    a, b = (tmp_path / "runs" / f"{r.run_id[:16]}.json" for r in sp.runs)
+    good = a.read_text()
+    a.write_text(b.read_text() if content == "foreign" else content)  # another run's record under a's name
+    stale = tmp_path / "checkpoints" / ".deadbeef.pt.999999999.tmp"  # a half-written checkpoint of a dead process
+    stale.parent.mkdir(exist_ok=True)
+    stale.write_bytes(b"partial")
+    err = io.StringIO()
+    results = run_sweep(sp, tmp_path, workers=1, threads=1, stream=err)
+    assert [r["status"] for r in results] == ["finished", "finished"]
+    assert not results[0].get("cached") and results[1].get("cached")  # a is redone, b is untouched
+    assert "moved it to" in err.getvalue() and (tmp_path / "runs" / f"{a.name}.bad").exists()
+    redone, first = json.loads(a.read_text()), json.loads(good)
+    assert redone["run_id"] == first["run_id"] and redone["loss"] == first["loss"]  # the same run, bit for bit
+    assert not stale.exists() and "partial checkpoint" in err.getvalue()

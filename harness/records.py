@@ -16,11 +16,10 @@ back and checked without the data, the models or torch.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 import json
 import os
 import tomllib
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-
 from pathlib import Path
 
 
@@ -40,7 +39,6 @@ def _list(args) -> int:
 
 def _fit(args) -> int:
     from ..recipe_fit import fit_lr_rule, format_rule, plot_rule
-
     from ..recipes import tuned_lr
 
     rule = fit_lr_rule(args.path)

@@ -44,6 +44,7 @@ import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from multiprocessing.managers import SyncManager
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -252,6 +253,20 @@ def _worker_run(cfg_dict: dict, out: str, threads: int, q, models: dict[str, str
     return _run_one(cfg_dict, out, threads, q.put, 0.5, models)
 
 
+def _exit_with_parent(parent_pid: int, every_s: float = 1.0) -> None:
+    """Worker initializer: a daemon thread ends this process as soon as the sweep that started it is gone
+    (``kill -9`` included), so no orphaned worker goes on training and writing into the run cache. The run's
+    last checkpoint stays, and the next sweep resumes from it."""
+    import threading
+
+    def watch():
+        while os.getppid() == parent_pid:
+            time.sleep(every_s)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="exit-with-parent", daemon=True).start()
+
+
 def _registry_for(todo: list[PlannedRun]) -> dict[str, str]:
     """What other processes need to resolve the models of ``todo`` (checked here, in the parent)."""
     return snapshot(sorted({r.config.model.name for r in todo}))
@@ -298,21 +313,39 @@ class LocalExecutor:
         elif todo:
             models = _registry_for(todo)
             ctx = mp.get_context("spawn")
-            with ctx.Manager() as manager, cf.ProcessPoolExecutor(self.workers, mp_context=ctx) as pool:
+            pool_args = {"mp_context": ctx, "initializer": _exit_with_parent, "initargs": (os.getpid(),)}
+            manager = SyncManager(ctx=ctx)  # its server process, too, ends with this one
+            manager.start(_exit_with_parent, (os.getpid(),))
+            with manager, cf.ProcessPoolExecutor(self.workers, **pool_args) as pool:
                 q = manager.Queue()
                 futs = {
                     pool.submit(_worker_run, r.config.to_dict(), str(out), self.threads, q, models): r for r in todo
                 }
                 pending = set(futs)
-                while pending:
-                    finished, pending = cf.wait(pending, timeout=0.5, return_when=cf.FIRST_COMPLETED)
-                    while True:
-                        try:
-                            on_progress(q.get_nowait())
-                        except queue_mod.Empty:
-                            break
-                    for f in finished:
-                        on_done(futs[f], f.result())
+                try:
+                    while pending:
+                        finished, pending = cf.wait(pending, timeout=0.5, return_when=cf.FIRST_COMPLETED)
+                        while True:
+                            try:
+                                on_progress(q.get_nowait())
+                            except queue_mod.Empty:
+                                break
+                        for f in finished:
+                            on_done(futs[f], f.result())
+                except BaseException:  # Ctrl-C or an error: stop the workers now, not after their runs end
+                    _stop_workers(pool)
+                    raise
+
+
+def _stop_workers(pool: cf.ProcessPoolExecutor) -> None:
+    """Cancel what has not started and terminate the running workers (their checkpoints stay for a resume)."""
+    procs = list(getattr(pool, "_processes", {}).values())  # no public handle on a pool's processes
+    pool.shutdown(wait=False, cancel_futures=True)
+    for p in procs:
+        if p.is_alive():
+            p.terminate()
+    for p in procs:
+        p.join(timeout=10)
 
 
 class SlurmRunJob:

@@ -3,6 +3,7 @@
 import io
 import json
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -289,3 +290,64 @@ def test_a_bad_cached_record_is_moved_aside_and_its_run_trained_again(data_dir, 
     redone, first = json.loads(a.read_text()), json.loads(good)
     assert redone["run_id"] == first["run_id"] and redone["loss"] == first["loss"]  # the same run, bit for bit
     assert not stale.exists() and "partial checkpoint" in err.getvalue()
+
+
+def _toml(spec: dict) -> str:
+    """A flat sweep spec (base, base.model, grid) as TOML text."""
+    lines = [f'name = "{spec["name"]}"', "[base]"]
+    lines += [f"{k} = {json.dumps(v)}" for k, v in spec["base"].items() if k != "model"]
+    lines += ["[base.model]"] + [f"{k} = {json.dumps(v)}" for k, v in spec["base"]["model"].items()]
+    lines += ["[grid]"] + [f"{k} = {json.dumps(v)}" for k, v in spec["grid"].items()]
+    return "\n".join(lines) + "\n"
+
+
+def _children(pid: int) -> list[int]:
+    out = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid:
+            out.append(int(stat.parent.name))
+    return out
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="needs Linux /proc to find the worker processes")
+@pytest.mark.parametrize("how", ["kill", "interrupt"])
+def test_workers_do_not_outlive_their_sweep(data_dir, tmp_path, how):
+    # a sweep killed with SIGKILL (workers notice within a second) or interrupted with SIGINT sent to it alone
+    # (it stops them itself): no worker goes on training, and the next sweep resumes what was left
+    import signal
+    import subprocess
+    import time
+
+    spec = tmp_path / "spec.toml"
+    tiny = _spec(data_dir, grid={"N": [3e3, 1.2e4], "D": [64 * 8000], "seeds": [0, 1]})  # runs of a few seconds
+    tiny["base"]["max_epochs"] = 30.0
+    spec.write_text(_toml(tiny))
+    cmd = [sys.executable, "-m", "harness.cli", "sweep", str(spec), "--out", str(tmp_path / "out"), "--workers", "2"]
+    parent = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 60
+    workers: list[int] = []
+    while time.monotonic() < deadline and len(_children(parent.pid)) < 3:  # the queue's manager and 2 workers
+        time.sleep(0.2)
+    time.sleep(2)  # the workers are training now
+    workers = _children(parent.pid)
+    assert len(workers) >= 3, "the sweep started no worker processes"
+    parent.send_signal(signal.SIGKILL if how == "kill" else signal.SIGINT)
+    parent.wait(timeout=30)
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline and any(_alive(w) for w in workers):
+        time.sleep(0.2)
+    assert not any(_alive(w) for w in workers), "a worker kept running after its sweep ended"
+    if how == "interrupt":
+        assert parent.returncode == 130

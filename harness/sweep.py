@@ -48,13 +48,14 @@ from multiprocessing.managers import SyncManager
 from pathlib import Path
 from typing import Any, Protocol
 
-from . import records
+from . import records, runlock
 from .config import TrainConfig
 from .errors import UserError
 from .models import adopt, model_class, model_counts, shape_for_n, snapshot
 from .provenance import write_json_atomic
 from .records import load_spec  # noqa: F401  (re-exported: sweep specs are read here)
-from .train import check_budget, run_key, train
+from .runlock import RunBusy
+from .train import check_budget, run_key, train_once
 
 DEFAULT_WORKERS = 2  # see results/bench/executor.md: on 2 cores, 2 single-threaded runs beat 1 two-threaded
 
@@ -245,7 +246,16 @@ def _run_one(
             last[0] = now
             emit(ev)
 
-    return _summary(train(cfg, out, threads=threads, progress=progress))
+    return _train_summary(cfg, out, threads, progress)
+
+
+def _train_summary(cfg: TrainConfig, out, threads: int, progress) -> dict:
+    """Train one run; its status dict, ``"busy"`` if another process is training it right now."""
+    try:
+        rec, trained = train_once(cfg, out, threads=threads, progress=progress)
+        return _summary(rec) if trained else {**_summary(rec), "cached": True}
+    except RunBusy as exc:
+        return {"run_id": exc.run_id, "status": "busy", "reason": str(exc), "loss": None}
 
 
 def _worker_run(cfg_dict: dict, out: str, threads: int, q, models: dict[str, str]) -> dict:
@@ -309,7 +319,7 @@ class LocalExecutor:
 
             torch.set_num_threads(self.threads)
             for r in todo:
-                on_done(r, _summary(train(r.config, out, threads=self.threads, progress=on_progress)))
+                on_done(r, _train_summary(r.config, out, self.threads, on_progress))
         elif todo:
             models = _registry_for(todo)
             ctx = mp.get_context("spawn")
@@ -335,6 +345,20 @@ class LocalExecutor:
                 except BaseException:  # Ctrl-C or an error: stop the workers now, not after their runs end
                     _stop_workers(pool)
                     raise
+
+
+def _await_others(busy: list[PlannedRun], out: Path, stream, poll_s: float = 2.0) -> list[PlannedRun]:
+    """Wait until no other process holds the lock of a run in ``busy``; return those that still have no
+    record (their trainer ended without finishing: this sweep trains them)."""
+    stream.write(f"waiting for {len(busy)} run(s) that another process is training in {out} ...\n")
+    stream.flush()
+    while any(runlock.is_locked(out, r.run_id) for r in busy):
+        time.sleep(poll_s)
+    return [
+        r
+        for r in busy
+        if records.cached_or_redo(records.run_paths(out, r.run_id)[0], lambda m: stream.write(m + "\n")) is None
+    ]
 
 
 def _stop_workers(pool: cf.ProcessPoolExecutor) -> None:
@@ -598,13 +622,28 @@ def run_sweep(
     for d in sweep.dropped:
         stream.write(f"  dropped: {d}\n")
 
+    busy: list[PlannedRun] = []
+
     def done(r: PlannedRun, res: dict):
+        if res["status"] == "busy":  # another sweep trains it: wait for its record at the end
+            busy.append(r)
+            bar.current.pop(r.run_id, None)
+            return
         results[r.run_id] = res
         loss = f"val loss {res['loss']:.4f}" if res.get("loss") is not None else f"FAILED: {res.get('reason')}"
-        bar.finish_run(r.run_id, f"  {r.run_id[:16]} {r.origin}: {loss}")
+        by_other = " (trained by another process)" if res.get("cached") else ""
+        bar.finish_run(r.run_id, f"  {r.run_id[:16]} {r.origin}: {loss}{by_other}")
 
     try:
         executor.run(todo, out, bar.update, done)
+        while busy:  # runs another process was training: take their records, or train those it left
+            todo = _await_others(busy, out, stream)
+            for r in busy:
+                if r not in todo:
+                    rec = records.finished_or_failed(records.run_paths(out, r.run_id)[0])
+                    done(r, {**_summary(rec), "cached": True})
+            busy.clear()
+            executor.run(todo, out, bar.update, done)
     finally:
         bar.close()
         write_manifest(sweep, out)  # now with the hashes of the records that were written

@@ -36,6 +36,7 @@ from .errors import UserError
 from .models import ModelCounts, build_model, model_counts, resolve_kernels
 from .provenance import device_info, git_commit, package_versions, write_json_atomic
 from .recipes import kaplan_lr
+from .runlock import RunLock
 
 __all__ = ["SCHEDULES", "TrainConfig", "eval_schedule", "kaplan_lr", "lr_at", "run_key", "train"]
 
@@ -358,17 +359,63 @@ def train(
 ) -> dict:
     """Run ``cfg`` and return its record (also written to ``out/runs/<id>.json`` when ``out`` is given).
 
-    A finished record already in ``out`` is returned as is; a checkpoint there is resumed.
+    A finished record already in ``out`` is returned as is; a checkpoint there is resumed. While it trains,
+    the run's lock in ``out`` is held: another process asking for the same run gets
+    :class:`~harness.runlock.RunBusy` at once instead of training it a second time.
     ``stop_after`` (tests only) interrupts the run after that many steps, leaving its checkpoint.
     """
+    return train_once(
+        cfg,
+        out,
+        data=data,
+        threads=threads,
+        checkpoint_every_s=checkpoint_every_s,
+        progress=progress,
+        stop_after=stop_after,
+        log=log,
+    )[0]
+
+
+def train_once(
+    cfg: TrainConfig,
+    out: str | os.PathLike | None = None,
+    *,
+    data: TokenData | None = None,
+    log: Callable[[str], None] = lambda s: None,
+    **loop,
+) -> tuple[dict, bool]:
+    """:func:`train`, also saying whether this call trained the run (False: its record was in ``out``, perhaps
+    written by another process while this one was getting ready). ``loop``: train's other keywords."""
     data = open_run_data(cfg, data, log)
     cfg = replace(cfg, device=resolve_device(cfg.device))
     ident = run_identity(cfg, data)
     run_id = records.run_id_of(ident)
-    record_path, ckpt_path = records.run_paths(out, run_id) if out is not None else (None, None)
-    if record_path is not None and (done := records.cached_or_redo(record_path, log)) is not None:
-        return done
+    if out is None:
+        return _train(cfg, data, ident, None, None, log=log, **loop), True
+    record_path, ckpt_path = records.run_paths(out, run_id)
+    if (done := records.cached_or_redo(record_path, log)) is not None:
+        return done, False
+    with RunLock(out, run_id):  # RunBusy if another process trains this run now (two sweeps on one --out)
+        if (done := records.cached_or_redo(record_path, log)) is not None:  # it finished in the meantime
+            return done, False
+        return _train(cfg, data, ident, record_path, ckpt_path, log=log, **loop), True
 
+
+def _train(
+    cfg: TrainConfig,
+    data: TokenData,
+    ident: dict,
+    record_path: Path | None,
+    ckpt_path: Path | None,
+    *,
+    threads: int | None = None,
+    checkpoint_every_s: float = 60.0,
+    progress: Callable[[dict], None] | None = None,
+    stop_after: int | None = None,
+    log: Callable[[str], None],
+) -> dict:
+    """The body of :func:`train` once the run's lock is held (or the run writes nothing)."""
+    run_id = records.run_id_of(ident)
     plan = RunPlan.of(cfg, data)
     sampler = SequenceSampler(data.train, cfg.model.n_ctx, plan.batch_size, cfg.seed)
     vx, vy = eval_windows(data.val, cfg.model.n_ctx, cfg.eval_tokens)

@@ -351,3 +351,61 @@ def test_workers_do_not_outlive_their_sweep(data_dir, tmp_path, how):
     assert not any(_alive(w) for w in workers), "a worker kept running after its sweep ended"
     if how == "interrupt":
         assert parent.returncode == 130
+
+
+def test_a_run_another_process_is_training_is_left_to_it(data_dir, tmp_path):
+    # the lock of one run is held (as by a concurrent sweep): this sweep trains the others, waits, and trains
+    # the locked run itself only once its holder has let go without writing a record
+    import threading
+    import time
+
+    from harness.records import run_paths
+    from harness.runlock import RunLock
+
+    sp = plan(_spec(data_dir), log=lambda s: None)
+    other, err, result = sp.runs[1], io.StringIO(), []
+    with RunLock(tmp_path, other.run_id):
+        t = threading.Thread(target=lambda: result.extend(run_sweep(sp, tmp_path, workers=1, stream=err)))
+        t.start()
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and "waiting for 1 run" not in err.getvalue():
+            time.sleep(0.1)
+        assert "waiting for 1 run" in err.getvalue()
+        assert all(run_paths(tmp_path, r.run_id)[0].exists() for r in sp.runs if r is not other)
+        time.sleep(0.5)
+        assert not run_paths(tmp_path, other.run_id)[0].exists(), "a locked run was trained"
+    t.join(timeout=120)
+    assert not t.is_alive() and len(result) == 4
+    assert run_paths(tmp_path, other.run_id)[0].exists()
+
+
+def test_train_refuses_a_run_that_is_being_trained(data_dir, tmp_path, capsys):
+    from harness.runlock import RunBusy, RunLock
+
+    run = plan(_spec(data_dir), log=lambda s: None).runs[0]
+    with RunLock(tmp_path, run.run_id):
+        with pytest.raises(RunBusy, match=r"is being trained by pid \d+ on "):
+            train(run.config, tmp_path, threads=1)
+    assert train(run.config, tmp_path, threads=1)["status"] == "finished"  # released: it trains
+
+
+def test_two_sweeps_on_one_out_folder_share_the_work(data_dir, tmp_path):
+    import subprocess
+
+    spec = tmp_path / "spec.toml"
+    tiny = _spec(data_dir, grid={"N": [3e3, 1.2e4], "D": [64 * 600], "seeds": [0, 1]})  # runs of about a second
+    tiny["base"]["max_epochs"] = 10.0
+    spec.write_text(_toml(tiny))
+    out = str(tmp_path / "out")
+    cmd = [sys.executable, "-m", "harness.cli", "sweep", str(spec), "--out", out, "--workers", "1", "--threads", "1"]
+    procs = [subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(2)]
+    try:
+        outs = [p.communicate(timeout=300) for p in procs]
+    finally:
+        for p in procs:
+            p.kill()
+    assert [p.returncode for p in procs] == [0, 0], outs
+    trained = [ln for _, e in outs for ln in e.splitlines() if "val loss" in ln and "another process" not in ln]
+    ids = [ln.split()[0] for ln in trained]
+    assert len(list((tmp_path / "out" / "runs").glob("*.json"))) == 4
+    assert len(ids) == 4 and len(set(ids)) == 4, f"a run was trained twice: {trained}"

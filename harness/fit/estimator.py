@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import torch
+from scipy.stats import norm
 
 from ..errors import UserError
 from .forms import Form, get_form
@@ -27,7 +28,8 @@ from .optim import SCIPY_FTOL, SCIPY_GTOL, BatchResult, batched_lbfgs
 
 
 class FitInputError(UserError, ValueError):
-    """The data cannot be fitted as given (bad values, shapes or too few points)."""
+    """Bad input to the fitting API: data that cannot be fitted as given (bad values or shapes, too few or
+    too few distinct points), or an argument out of range (an unknown parameter name, a negative count)."""
 
 
 class FitWarning(UserWarning):
@@ -38,8 +40,33 @@ class ConvergenceError(UserError, RuntimeError):
     """No start of the optimiser converged; the fit is not returned as if it were a result."""
 
 
-def validate_xy(X, y, n_inputs: int, n_params: int, input_names: Sequence[str] = ()) -> tuple[np.ndarray, np.ndarray]:
-    """Check and convert inputs; returns float64 arrays ``X (n, k)``, ``y (n,)``. Errors say what is wrong."""
+def _first(bad: np.ndarray, arr: np.ndarray, row_labels: Sequence[str] | None) -> str:
+    """Where the first flagged value is, and what it is: ``row 3 (value -1)`` / ``line 5 (value nan)``."""
+    i = int(np.flatnonzero(bad)[0])
+    where = row_labels[i] if row_labels is not None else f"row {i}"
+    return f"{where} (value {arr[i]:g})"
+
+
+def validate_xy(
+    X,
+    y,
+    n_inputs: int,
+    n_params: int,
+    input_names: Sequence[str] = (),
+    *,
+    x_labels: Sequence[str] | None = None,
+    y_label: str = "y",
+    row_labels: Sequence[str] | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Check and convert inputs; returns float64 arrays ``X (n, k)``, ``y (n,)``. Errors say what is wrong.
+
+    The one validation layer of every fit (``ScalingLaw.fit`` and ``scaling fit``). Besides shapes, values
+    (finite, > 0: fits are in log space) and the number of points (more than ``n_params``), it refuses input
+    from which the parameters cannot be determined whatever the optimiser does: fewer distinct input points
+    than parameters (e.g. identical rows, a constant x), or, for a form of several inputs, an input that takes
+    a single value (its effect cannot be separated from the others'). ``x_labels`` / ``y_label`` /
+    ``row_labels`` name columns and rows in the messages (the CLI passes column names and file lines).
+    """
     try:
         X = np.asarray(X, dtype=float)
         y = np.asarray(y, dtype=float)
@@ -54,19 +81,42 @@ def validate_xy(X, y, n_inputs: int, n_params: int, input_names: Sequence[str] =
         raise FitInputError(f"y must be one-dimensional; got shape {y.shape}")
     if X.shape[0] != y.shape[0]:
         raise FitInputError(f"X has {X.shape[0]} rows but y has {y.shape[0]} values: lengths must match")
-    for name, arr in (("X", X), ("y", y)):
+    if row_labels is not None and len(row_labels) != y.shape[0]:
+        raise ValueError(f"row_labels must name every row ({y.shape[0]}), got {len(row_labels)}")
+    if x_labels is None:
+        x_labels = [f"X column {j}" + (f" ({input_names[j]})" if j < len(input_names) else "") for j in range(n_inputs)]
+    columns = [(x_labels[j], X[:, j]) for j in range(n_inputs)] + [(y_label, y)]
+    for label, arr in columns:
         bad = ~np.isfinite(arr)
         if bad.any():
-            raise FitInputError(f"{name} contains {int(bad.sum())} NaN or infinite value(s); drop or fix those rows")
-        if (arr <= 0).any():
             raise FitInputError(
-                f"{name} contains {int((arr <= 0).sum())} non-positive value(s); scaling laws are fitted in log "
-                "space, so every input and target must be > 0"
+                f"{label} has {int(bad.sum())} NaN or infinite value(s), the first at {_first(bad, arr, row_labels)}"
+                " (a number beyond +-1.8e308 overflows to infinity); drop or fix those rows"
             )
-    if X.shape[0] <= n_params:
+    for label, arr in columns:
+        bad = arr <= 0
+        if bad.any():
+            raise FitInputError(
+                f"{label} has {int(bad.sum())} non-positive value(s), the first at {_first(bad, arr, row_labels)}; "
+                "scaling laws are fitted in log space, so every input and target must be > 0"
+            )
+    n = X.shape[0]
+    if n <= n_params:
+        raise FitInputError(f"{n} points are too few to fit {n_params} parameters: need at least {n_params + 1}")
+    distinct = np.unique(X, axis=0).shape[0]
+    if distinct < n_params:
+        what = x_labels[0] if n_inputs == 1 else f"({', '.join(x_labels)})"
         raise FitInputError(
-            f"{X.shape[0]} points are too few to fit {n_params} parameters: need at least {n_params + 1}"
+            f"the data cannot determine the fit: the {n} rows hold only {distinct} distinct value(s) of {what}, "
+            f"fewer than the {n_params} parameters; the inputs must take at least {n_params} distinct values"
         )
+    if n_inputs > 1:
+        for label, arr in columns[:-1]:
+            if np.all(arr == arr[0]):
+                raise FitInputError(
+                    f"the data cannot determine the fit: {label} takes the single value {arr[0]:g} in all {n} rows, "
+                    "so its effect cannot be separated from the other terms; use data in which it varies"
+                )
     return X, y
 
 
@@ -98,11 +148,20 @@ class Bootstrap:
     def column(self, name: str) -> np.ndarray:
         if name in self.extra:
             return self.extra[name]
+        if name not in self.param_names:
+            derived = f"; derived: {', '.join(self.extra)}" if self.extra else ""
+            raise FitInputError(
+                f"name {name!r} is not a parameter of this fit (parameters: {', '.join(self.param_names)}{derived})"
+            )
         return self.samples[:, self.param_names.index(name)]
 
     def interval(self, name: str, level: float = 0.95) -> tuple[float, float]:
         """Percentile interval of a parameter (or of a derived quantity added with :meth:`derive`)."""
-        return percentile_interval(self.column(name), level)
+        column = self.column(name)
+        if column.size == 0:
+            why = f"none of the {self.n_resamples} replicates converged" if self.n_resamples else "no replicates"
+            raise ConvergenceError(f"no bootstrap interval for {name!r}: {why}")
+        return percentile_interval(column, level)
 
     def derive(self, name: str, fn: Callable[[dict[str, np.ndarray]], np.ndarray]) -> np.ndarray:
         """Add a derived quantity computed from the parameter columns, e.g. ``a = beta/(alpha+beta)``."""
@@ -159,13 +218,26 @@ class ScalingLaw:
         return tuple(self.form.param_names) + extra
 
     def _raw_starts(self, logx, logy) -> torch.Tensor:
-        grid = self.form.start_grid(logx, logy) if self.starts is None else torch.as_tensor(self.starts)
+        if self.starts is None:
+            try:
+                grid = self.form.start_grid(logx, logy)
+            except ValueError as exc:  # e.g. a grid too large for the form's options
+                raise FitInputError(str(exc)) from None
+        elif isinstance(self.starts, torch.Tensor):
+            grid = self.starts.detach()
+        else:
+            try:
+                grid = torch.as_tensor(np.asarray(self.starts, dtype=float))
+            except (TypeError, ValueError) as exc:
+                raise FitInputError(f"starts must be a numeric array of shape (n_starts, P) ({exc})") from None
         grid = grid.to(torch.float64)
         widths = {self.form.n_params, self.form.n_params + self.objective.n_extra}
         if grid.ndim != 2 or grid.shape[1] not in widths or grid.shape[0] == 0:
             raise FitInputError(
                 f"starts must have shape (n_starts >= 1, {self.form.n_params}); got {tuple(grid.shape)}"
             )
+        if not torch.isfinite(grid).all():
+            raise FitInputError("starts must be finite (no NaN or infinity)")
         if self.objective.n_extra and grid.shape[1] == self.form.n_params:
             # Start the Huber scale where it is optimal for the starting residuals: in the linear regime
             # of the Huber density, sigma* = delta * mean|r|.
@@ -252,8 +324,16 @@ class ScalingLaw:
         self.status_ = BatchResult.STATUS_TEXT[int(res.status[best])]
         self.n_iter_ = int(res.n_iter[best])
         self.grad_max_ = float(res.grad_max[best])
-        natural = self._natural(self.raw_[None, :])[0]
+        with np.errstate(over="ignore"):
+            natural = self._natural(self.raw_[None, :])[0]
         self.params_ = dict(zip(self.param_names, (float(v) for v in natural), strict=True))
+        overflowed = [k for k, v in self.params_.items() if not math.isfinite(v)]
+        if overflowed:
+            raise FitInputError(
+                f"the fitted {', '.join(overflowed)} {'overflows' if len(overflowed) == 1 else 'overflow'} double "
+                "precision (the best fit needs a value beyond 1.8e308): the data's scale is outside what the form "
+                "can represent; rescale the columns (other units) or check them"
+            )
 
     def _natural(self, raw: np.ndarray) -> np.ndarray:
         P = self.form.n_params
@@ -267,15 +347,125 @@ class ScalingLaw:
             raise RuntimeError("this ScalingLaw is not fitted yet: call fit(X, y) first")
 
     def predict(self, X) -> np.ndarray:
+        """Predictions at ``X`` of shape (n, n_inputs) (or (n,) for a one-input form); every value must be > 0."""
         self._check_fitted()
-        X = np.asarray(X, dtype=float)
-        if X.ndim == 1 and self.form.n_inputs == 1:
-            X = X[:, None]
+        k = self.form.n_inputs
+        try:
+            X = np.asarray(X, dtype=float)
+        except (TypeError, ValueError) as exc:
+            raise FitInputError(f"X must be a numeric array ({exc})") from None
+        if X.ndim <= 1 and k == 1:
+            X = X.reshape(-1, 1)
+        if X.ndim != 2 or X.shape[1] != k:
+            raise FitInputError(
+                f"X must have shape (n_points, {k}) ({', '.join(self.form.input_names)}) for form "
+                f"{self.form.name!r}; got {X.shape}"
+            )
+        if not (np.isfinite(X).all() and (X > 0).all()):
+            raise FitInputError("X must be finite and > 0 (the form is evaluated in log space)")
         with torch.no_grad():
             out = self.form.log_predict(
                 torch.as_tensor(self.raw_[None, : self.form.n_params]), torch.as_tensor(np.log(X))
             )
         return np.exp(out[0].numpy())
+
+    # ------------------------------------------------------- poorly determined parameters
+    # A parameter is "poorly determined" when its 95% interval, in the coordinates the optimiser moves in
+    # (the log of a positive parameter, an exponent as it is), is wider than UNDETERMINED_DECADES decades for a
+    # positive parameter, or than UNDETERMINED_REL_WIDTH times the estimate's magnitude for any other (a
+    # central interval that wide reaches past zero: the data do not even fix the sign).
+    UNDETERMINED_DECADES = 3.0
+    UNDETERMINED_REL_WIDTH = 2.0
+
+    def _log_jacobian(self) -> np.ndarray:
+        """d log prediction / d raw parameter at the fit, (n_points, n_form_params), by central differences
+        (one batched evaluation of the form, whatever the form)."""
+        P = self.form.n_params
+        raw = self.raw_[:P]
+        h = 1e-5 * np.maximum(1.0, np.abs(raw))
+        pts = np.repeat(raw[None, :], 2 * P, axis=0)
+        pts[np.arange(P), np.arange(P)] += h
+        pts[P + np.arange(P), np.arange(P)] -= h
+        with torch.no_grad():
+            out = self.form.log_predict(torch.as_tensor(pts), torch.as_tensor(self.logx_)).numpy()
+        return ((out[:P] - out[P:]) / (2 * h)[:, None]).T
+
+    def _linearised_halfwidths(self, z: float) -> np.ndarray:
+        """``z`` standard errors of each raw form parameter from the Gauss-Newton covariance of the log-space
+        fit, ``s^2 (J^T W J)^-1`` with ``s^2 = sum w r^2 / (sum w - P)``; ``inf`` along directions in which the
+        predictions do not change at all (singular values below 1e-8 of the largest)."""
+        P = self.form.n_params
+        J = self._log_jacobian()
+        w = self.sample_weight_
+        with torch.no_grad():
+            pred = self.form.log_predict(torch.as_tensor(self.raw_[None, :P]), torch.as_tensor(self.logx_))[0]
+        r = pred.numpy() - self.logy_
+        s2 = float(np.sum(w * r * r) / max(float(w.sum()) - P, 1.0))
+        A = np.sqrt(w)[:, None] * J
+        if not np.isfinite(A).all():
+            return np.full(P, np.inf)
+        _, sv, vt = np.linalg.svd(A, full_matrices=False)
+        if sv[0] == 0:
+            return np.full(P, np.inf)
+        keep = sv > 1e-8 * sv[0]
+        var = s2 * np.sum(vt[keep] ** 2 / sv[keep, None] ** 2, axis=0)
+        null = (np.abs(vt[~keep]) > 1e-3).any(axis=0)
+        return np.where(null, np.inf, z * np.sqrt(var))
+
+    def poorly_determined(self, boot: Bootstrap | None = None, level: float = 0.95) -> dict[str, str]:
+        """The parameters the data do not determine, each with the evidence, e.g. ``{"E": "95% bootstrap
+        interval [0.001, 2e+180]: 183 decades"}``; empty when every parameter is determined.
+
+        Criterion: the parameter's ``level`` interval in raw coordinates is wider than
+        ``UNDETERMINED_DECADES`` (3) decades for a positive parameter (one fitted as a log), or than
+        ``UNDETERMINED_REL_WIDTH`` (2) times the magnitude of its estimate for another. The interval is the
+        bootstrap percentile interval when ``boot`` is given; otherwise the linearised one, estimate
+        +- z standard errors from the Gauss-Newton covariance ``s^2 (J^T W J)^-1`` of the log residuals (J the
+        Jacobian of the log prediction in raw coordinates, W the sample weights, ``s^2`` the weighted mean
+        squared log residual on ``sum w - P`` degrees of freedom). Either way, a parameter with a component
+        along a direction in which no prediction changes (a singular value of ``W^1/2 J`` below 1e-8 of the
+        largest) is reported: no data of this design determine it, whatever a bootstrap shows. Costs one
+        batched evaluation of the form with 2P parameter vectors (central differences) and an SVD of an
+        (n, P) matrix. The noise scale ``sigma`` of ``huber_nll`` is judged only from a bootstrap."""
+        self._check_fitted()
+        P = self.form.n_params
+        logc = list(self.form.log_coordinates) + [True] * self.objective.n_extra  # sigma is positive
+        z = float(norm.ppf(0.5 + level / 2))
+        ln10 = math.log(10.0)
+        est = self.raw_
+        if boot is not None:
+            with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+                raw = self.form.from_natural(boot.samples[:, :P])
+                if self.objective.n_extra:
+                    raw = np.concatenate([raw, np.log(boot.samples[:, P:])], axis=1)
+        half = self._linearised_halfwidths(z)
+        names = self.param_names if boot is not None else self.param_names[:P]
+        q = [(1 - level) / 2, (1 + level) / 2]
+        out: dict[str, str] = {}
+        for i, name in enumerate(names):
+            if i < P and not math.isfinite(half[i]):  # no prediction changes along it: no data determine it
+                out[name] = "a combination of parameters changes no prediction: the Jacobian at the fit is singular"
+                continue
+            if boot is not None:
+                if raw.shape[0] == 0:
+                    continue
+                col = np.clip(np.where(np.isnan(raw[:, i]), np.inf, raw[:, i]), -1e300, 1e300)
+                lo, hi = np.quantile(col, q)
+                width = math.inf if max(abs(lo), abs(hi)) >= 1e300 else float(hi - lo)
+                nat_lo, nat_hi = np.quantile(np.nan_to_num(boot.samples[:, i], nan=np.inf), q)
+                source = f"{level:.0%} bootstrap interval [{nat_lo:.3g}, {nat_hi:.3g}]"
+            else:
+                width = 2 * float(half[i])
+                source = f"linearised {level:.0%} interval"
+            scale = abs(float(est[i]))
+            if logc[i] and width > self.UNDETERMINED_DECADES * ln10:
+                span = f"{width / ln10:.3g} decades"
+            elif not logc[i] and width > self.UNDETERMINED_REL_WIDTH * scale:
+                span = f"{width / scale:.3g} x |estimate| wide" if scale > 0 else "wide, around 0"
+            else:
+                continue
+            out[name] = f"{source}: {span if math.isfinite(width) else 'unbounded'}"
+        return out
 
     def distinct_optima(self, k: int = 8, rtol: float = 1e-3) -> np.ndarray:
         """Up to k converged end points with distinct parameters, best first (raw coordinates)."""
@@ -325,6 +515,12 @@ class ScalingLaw:
         narrow if resampled one by one.
         """
         self._check_fitted()
+        # n_resamples = 0 gives an empty Bootstrap (which has no intervals), as it always has
+        for name, value, least in (("n_resamples", n_resamples, 0), ("n_starts_from_fit", n_starts_from_fit, 1)):
+            if not (isinstance(value, int | np.integer) and not isinstance(value, bool) and value >= least):
+                raise FitInputError(f"{name} must be a whole number >= {least}, got {value!r}")
+        if not (isinstance(chunk_rows, int | np.integer) and chunk_rows >= 1):
+            raise FitInputError(f"chunk_rows must be a whole number >= 1, got {chunk_rows!r}")
         rng = np.random.default_rng(seed)
         n = self.y_.shape[0]
         if groups is None:
@@ -364,5 +560,6 @@ class ScalingLaw:
             if progress is not None:
                 progress(done, n_resamples)
         good = ~np.isnan(best_raw).any(axis=1)
-        samples = self._natural(best_raw[good])
+        with np.errstate(over="ignore"):  # a replicate's parameter may overflow: inf, a poorly determined one
+            samples = self._natural(best_raw[good])
         return Bootstrap(self.param_names, samples, n_resamples, int((~good).sum()), seed, weights=counts[good])

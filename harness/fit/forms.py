@@ -99,6 +99,12 @@ class Form:
     def n_params(self) -> int:
         return len(self.raw_names)
 
+    @property
+    def log_coordinates(self) -> tuple[bool, ...]:
+        """For each raw coordinate, whether it is the log of a positive quantity (``a = log A``) rather than a
+        parameter on its own scale (an exponent). Default: the columns of ``log_raw``."""
+        return tuple(i in self.log_raw for i in range(self.n_params))
+
     def log_predict(self, raw: torch.Tensor, logx: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError
 
@@ -426,7 +432,15 @@ class BNSL(Form):
                 )
         return msgs
 
+    MAX_GRID_STARTS = 100_000  # 12 * 45^n_breaks starts: 540 for one break, 24,300 for two, 1.1 million for three
+
     def start_grid(self, logx, logy):
+        size = 12 * 45**self.n_breaks
+        if size > self.MAX_GRID_STARTS:
+            raise ValueError(
+                f"the default start grid of bnsl with n_breaks={self.n_breaks} has {size:.3g} points (limit "
+                f"{self.MAX_GRID_STARTS:,}); fit fewer breaks, or pass starts= to ScalingLaw"
+            )
         ymin, ymax = float(np.min(logy)), float(np.max(logy))
         lx = np.sort(logx[:, 0])
         # break locations spread over the interior of the data (the paper's grid search does the same)
@@ -533,6 +547,10 @@ class M4(Form):
         dg = 1.0 + rhs * alpha * (e_0 - root).clamp_min(1e-300) ** (alpha - 1)
         e = root - g(root) / dg
         return torch.log(e.clamp_min(1e-300))
+
+    @property
+    def log_coordinates(self):
+        return (True, True, True, False, True)  # log e_inf, log (e_0 - e_inf), log beta, c, log alpha
 
     def to_natural(self, raw):
         raw = np.asarray(raw, dtype=float)

@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import concurrent.futures as cf
 import json
+import math
 import multiprocessing as mp
 import os
 import queue as queue_mod
@@ -77,12 +78,11 @@ class SweepPlan:
 
 def _floats(v: Any, what: str) -> list[float]:
     vals = v if isinstance(v, list) else [v]
-    try:
-        out = [float(x) for x in vals]
-    except (TypeError, ValueError):
-        raise UserError(f"{what} must be a number or a list of numbers, got {v!r}") from None
-    if not out or any(x <= 0 for x in out):
-        raise UserError(f"{what} must be positive numbers, got {v!r}")
+    if not all(isinstance(x, int | float) and not isinstance(x, bool) for x in vals):
+        raise UserError(f"{what} must be a number or a list of numbers, got {v!r}")
+    out = [float(x) for x in vals]
+    if not out or not all(math.isfinite(x) and x > 0 for x in out):
+        raise UserError(f"{what} must be positive finite numbers, got {v!r}")
     return out
 
 
@@ -132,10 +132,15 @@ def _shape_options(grid: dict, model_name: str) -> list[dict]:
     for key, value in options.items():
         values = value if isinstance(value, list) else [value]
         for v in values:
-            if not isinstance(v, int | float) or isinstance(v, bool) or not v > 0:
+            if not isinstance(v, int | float) or isinstance(v, bool) or not (math.isfinite(v) and v > 0):
                 raise UserError(f"grid.{key} must be a positive number or a list of them, got {value!r}")
         values = [int(v) if float(v).is_integer() else v for v in values]
         combos = [{**c, key: v} for c in combos for v in values]
+    for kw in combos:  # each value against the model's own shape policy (its shape_for checks its options)
+        try:
+            shape_for_n(1e6, model_name, **kw)
+        except UserError as exc:
+            raise UserError(f"[grid] {exc}") from None
     return combos
 
 
@@ -159,11 +164,26 @@ def sweep_name(spec: dict) -> str:
     return name
 
 
-def expand(spec: dict) -> tuple[list[tuple[TrainConfig, str]], list[str]]:
-    """Configs (with a note of where each came from) and the points dropped, in spec order."""
+def check_spec(spec: dict) -> None:
+    """The spec's top-level keys and the type of each (the sections' contents are checked as they expand)."""
+    if not isinstance(spec, dict):
+        raise UserError(f"a sweep spec must be a table, got {spec!r}")
     _check_keys(spec, "sweep spec", {"name", "description", "base", "grid", "isoflop"})
+    sweep_name(spec)
+    if not isinstance(spec.get("description", ""), str):
+        raise UserError(f"sweep spec description must be a string, got {spec['description']!r}")
+    for section in ("base", "grid", "isoflop"):
+        if section in spec and not isinstance(spec[section], dict):
+            raise UserError(
+                f"sweep spec {section!r} must be a table ([{section}] with keys), got {section} = {spec[section]!r}"
+            )
     if "grid" not in spec and "isoflop" not in spec:
         raise UserError("a sweep spec needs a [grid] or an [isoflop] section")
+
+
+def expand(spec: dict) -> tuple[list[tuple[TrainConfig, str]], list[str]]:
+    """Configs (with a note of where each came from) and the points dropped, in spec order."""
+    check_spec(spec)
     base = spec.get("base", {})
     lrs = _floats(spec["grid"]["lr"], "grid.lr") if "lr" in spec.get("grid", {}) else [None]
     probe = TrainConfig.from_dict(base if lrs[0] is None else {**base, "lr": lrs[0]})  # unknown keys etc.

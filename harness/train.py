@@ -415,6 +415,7 @@ def _train(
     log: Callable[[str], None],
 ) -> dict:
     """The body of :func:`train` once the run's lock is held (or the run writes nothing)."""
+    cfg.check_memory()  # a model or batch that cannot fit is refused with the estimate, before any allocation
     run_id = records.run_id_of(ident)
     plan = RunPlan.of(cfg, data)
     sampler = SequenceSampler(data.train, cfg.model.n_ctx, plan.batch_size, cfg.seed)

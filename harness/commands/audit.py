@@ -20,7 +20,9 @@ def register(sub) -> None:
     )
     p.add_argument("name", help="replication name (see 'scaling replicate --list')")
     p.add_argument("--tier", help="tier to audit (default: the replication's default tier)")
-    p.add_argument("--format", choices=("table", "json", "markdown"), default="table")
+    p.add_argument(
+        "--format", choices=("table", "json", "markdown"), default="table", help="output format (default table)"
+    )
     p.add_argument(
         "--bootstrap",
         type=int,
@@ -43,6 +45,8 @@ def run(args) -> int:
 
     if args.bootstrap is not None and args.bootstrap < 0:
         raise UserError("--bootstrap must be >= 0")
+    if args.seed < 0:
+        raise UserError(f"--seed must be a whole number >= 0, got {args.seed}")
     quiet = args.format == "json"
     a = audit(
         args.name,

@@ -13,18 +13,18 @@ def register(sub) -> None:
     ls = dsub.add_parser("list", help="list published data sets, their origin and whether they are cached")
     ls.set_defaults(func=_list)
     fe = dsub.add_parser("fetch", help="download a data set into the cache (verifying its sha256)")
-    fe.add_argument("name")
+    fe.add_argument("name", help="data set name (see 'scaling data list')")
     fe.set_defaults(func=_fetch)
     bu = dsub.add_parser(
         "build",
         help="build a training corpus: the default (also built on first use) or a large one such as pystack-v1",
     )
     bu.add_argument("name", nargs="?", default="default", help="default | pydocs-v1 | pystack-v1")
-    bu.add_argument("--tokenizer", choices=("bpe", "byte"), default="bpe")
+    bu.add_argument("--tokenizer", choices=("bpe", "byte"), default="bpe", help="tokenizer to prepare (bpe)")
     bu.add_argument("--force", action="store_true", help="rebuild the default corpus even if present")
     bu.set_defaults(func=_build)
     inf = dsub.add_parser("info", help="a training corpus: sources, licences, composition (prose / code), shards")
-    inf.add_argument("name", nargs="?", default="default")
+    inf.add_argument("name", nargs="?", default="default", help="default | pydocs-v1 | pystack-v1 (default)")
     inf.set_defaults(func=_info)
 
 

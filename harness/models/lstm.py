@@ -11,6 +11,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from ..errors import UserError
 from .base import LanguageModel
 from .config import ModelArgs, ModelCounts
 from .layers import LayerNorm
@@ -30,6 +31,7 @@ class LSTMArgs(ModelArgs):
     def __post_init__(self):
         super().__post_init__()
         self.require_positive("n_layer", "d_model")
+        self.require_bool("tie_weights", "bias")
 
 
 class LSTM(LanguageModel):
@@ -76,5 +78,7 @@ class LSTM(LanguageModel):
 
     @classmethod
     def shape_for(cls, n: float, *, n_layer: int = LSTM_LAYERS) -> dict[str, int]:
+        if not isinstance(n_layer, int) or isinstance(n_layer, bool) or n_layer < 1:
+            raise UserError(f"shape option n_layer must be a positive whole number, got {n_layer!r}")
         d = max(8, 8 * round(math.sqrt(n / (8 * n_layer)) / 8))
         return {"n_layer": n_layer, "d_model": d}

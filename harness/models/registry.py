@@ -18,12 +18,15 @@ This module imports no torch; resolving a name imports the model's module (which
 from __future__ import annotations
 
 import importlib
+import math
+import numbers
 from importlib import metadata
 from typing import Any
 
 from ..errors import UserError
 
 ENTRY_POINT_GROUP = "scaling_harness.models"
+MAX_TARGET_N = 1e24  # far beyond any trainable model; above ~1e28 a shape's d_model passes 2**31
 
 _BUILTIN: dict[str, str] = {
     "gpt": "harness.models.gpt:GPT",
@@ -151,8 +154,30 @@ def adopt(entries: dict[str, str]) -> None:
 
 
 def build_model(cfg):
-    """Build the model of a :class:`~harness.models.config.ModelConfig` (parameters on the CPU)."""
-    return model_class(cfg.name)(cfg.args)
+    """Build the model of a :class:`~harness.models.config.ModelConfig` (parameters on the CPU).
+
+    A model whose fp32 parameters alone would not fit in the host's available memory is a UserError, before
+    anything is allocated (set SCALING_NO_MEMORY_CHECK=1 to skip the check)."""
+    cls = model_class(cfg.name)
+    _check_parameter_memory(cfg, cls)
+    return cls(cfg.args)
+
+
+def _check_parameter_memory(cfg, cls) -> None:
+    from ..config import MEMORY_CHECK_ENV, available_memory, format_gb, memory_check_disabled
+
+    if memory_check_disabled():
+        return
+    free = available_memory("cpu")
+    if free is None:
+        return
+    n = cls.counts(cfg.args).n_total
+    if 4 * n > free[0]:
+        raise UserError(
+            f"model {cfg.name!r} has {n:,.4g} parameters: {format_gb(4 * n)} just to hold them in fp32 (about "
+            f"{format_gb(16 * n)} to train with AdamW) but {format_gb(free[0])} of memory is {free[1]}; use a "
+            f"smaller model, or set {MEMORY_CHECK_ENV}=1 to try anyway"
+        )
 
 
 def model_counts(cfg):
@@ -165,8 +190,10 @@ def shape_for_n(n: float, name: str = "gpt", **options) -> dict[str, int]:
 
     ``options`` are the policy's keyword arguments (for the GPT: ``aspect``, ``min_layers``, ``head_dim``);
     one the model's policy does not take is a UserError listing the ones it does."""
-    if not n > 0:
-        raise UserError(f"target N must be positive, got {n}")
+    if isinstance(n, bool) or not isinstance(n, numbers.Real) or not (math.isfinite(n) and n > 0):
+        raise UserError(f"target N must be a positive finite number, got {n!r}")
+    if n > MAX_TARGET_N:
+        raise UserError(f"target N {n:.3g} is above {MAX_TARGET_N:.0e}, beyond any model this harness can build")
     cls = model_class(name)
     allowed = cls.shape_options()
     unknown = sorted(set(options) - set(allowed))

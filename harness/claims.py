@@ -295,7 +295,7 @@ HEADER = ["claim", "kind", "published", "measured", "95% CI", "tolerance", "verd
 
 def format_table(verdicts: list[Verdict], title: str = "") -> str:
     rows = as_rows(verdicts)
-    widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(HEADER)]
+    widths = [max([len(h), *(len(r[i]) for r in rows)]) for i, h in enumerate(HEADER)]  # no rows: the header
     line = "  ".join(h.ljust(w) for h, w in zip(HEADER, widths, strict=True))
     out = [title] if title else []
     out += [line, "  ".join("-" * w for w in widths)]

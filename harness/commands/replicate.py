@@ -48,8 +48,9 @@ def register(sub) -> None:
 
 
 def run(args) -> int:
-    from ..claims import format_table
-    from ..replication import audit, available, get, write_results
+    """Run each named replication; with several (or --all), one that fails is reported and the others still run,
+    and the exit status is 1 if any failed."""
+    from ..replication import available, get
 
     if args.list:
         for name in available():
@@ -64,24 +65,54 @@ def run(args) -> int:
         raise UserError("name a replication, or pass --all (see --list)")
     if args.smoke and args.tier:
         raise UserError("--smoke and --tier are exclusive")
+    failed: dict[str, str] = {}
     for name in names:
-        tier = args.tier
-        if args.smoke:
-            rep = get(name)
-            tier = rep.smoke_tier or rep.default_tier
-        a = audit(
-            name,
-            tier=tier,
-            n_bootstrap=args.bootstrap,
-            seed=args.seed,
-            log=lambda s: print(s, file=sys.stderr),
-            workers=args.workers,
-            out_dir=args.out if len(names) == 1 else None,
-        )
-        out = write_results(a, summary_dir(a.replication.name, a.tier, args.out if len(names) == 1 else None, args))
-        print(format_table(a.verdicts, f"{a.replication.title} — tier {a.tier}"))
-        print(f"results written to {out} ({a.seconds:.1f} s)\n")
+        try:
+            _replicate(name, args, args.out if len(names) == 1 else None)
+        except Exception as exc:  # with several replications, one that fails does not stop the others
+            if len(names) == 1:
+                raise
+            failed[name] = _failure(name, exc)
+    if failed:
+        print(f"{len(failed)} of {len(names)} replications failed:", file=sys.stderr)
+        for name, why in failed.items():
+            print(f"  {name}: {why}", file=sys.stderr)
+        return 1
     return 0
+
+
+def _replicate(name: str, args, out: Path | None) -> None:
+    from ..claims import format_table
+    from ..replication import audit, get, write_results
+
+    tier = args.tier
+    if args.smoke:
+        rep = get(name)
+        tier = rep.smoke_tier or rep.default_tier
+    a = audit(
+        name,
+        tier=tier,
+        n_bootstrap=args.bootstrap,
+        seed=args.seed,
+        log=lambda s: print(s, file=sys.stderr),
+        workers=args.workers,
+        out_dir=out,
+    )
+    written = write_results(a, summary_dir(a.replication.name, a.tier, out, args))
+    print(format_table(a.verdicts, f"{a.replication.title} — tier {a.tier}"))
+    print(f"results written to {written} ({a.seconds:.1f} s)\n")
+
+
+def _failure(name: str, exc: Exception) -> str:
+    """One line saying why replication ``name`` failed; a bug (not a UserError) also gets its traceback."""
+    if isinstance(exc, UserError):
+        print(f"scaling replicate: {name}: error: {exc}", file=sys.stderr)
+        return str(exc)
+    import traceback
+
+    print(f"scaling replicate: {name}: unexpected error (a bug; please report it):", file=sys.stderr)
+    traceback.print_exception(exc, file=sys.stderr)
+    return f"{type(exc).__name__}: {exc}"
 
 
 def summary_dir(name: str, tier: str, out: Path | None, args) -> Path:

@@ -191,6 +191,43 @@ def test_replicate_smoke_falls_back_to_the_default_tier(tmp_path, capsys, chinch
     assert main(["replicate", "chinchilla", "--smoke", "--tier", "refit"]) == 2
 
 
+def test_replicate_all_runs_past_a_failing_replication_and_reports_it(tmp_path, monkeypatch, capsys):
+    # one replication without its data, one with a bug: the third still runs; the summary names both; exit 1
+    from types import SimpleNamespace
+
+    import harness.replication
+    from harness.errors import UserError
+
+    ran = []
+
+    def audit(name, **kw):
+        ran.append(name)
+        if name == "nodata":
+            raise UserError("data set 'x' is not cached and cannot be downloaded (offline?)")
+        if name == "buggy":
+            raise ZeroDivisionError("division by zero")
+        return SimpleNamespace(replication=SimpleNamespace(name=name, title="Fine"), tier="t", verdicts=[], seconds=0)
+
+    monkeypatch.setattr(harness.replication, "available", lambda: ["nodata", "buggy", "fine"])
+    monkeypatch.setattr(harness.replication, "audit", audit)
+    monkeypatch.setattr(harness.replication, "write_results", lambda a, out: tmp_path)
+    monkeypatch.setattr(harness.replication, "RESULTS_DIR", tmp_path / "results")
+    assert main(["replicate", "--all"]) == 1
+    out, err = capsys.readouterr()
+    assert ran == ["nodata", "buggy", "fine"], err
+    assert f"results written to {tmp_path}" in out  # the one that works wrote its results
+    assert "scaling replicate: nodata: error: data set 'x' is not cached" in err
+    assert "Traceback" in err and "ZeroDivisionError" in err  # a bug keeps its traceback
+    summary = err.split("2 of 3 replications failed:\n", 1)[1]
+    assert summary.splitlines() == [
+        "  nodata: data set 'x' is not cached and cannot be downloaded (offline?)",
+        "  buggy: ZeroDivisionError: division by zero",
+    ]
+    # a single named replication still fails as one line, exit 2
+    assert main(["replicate", "nodata"]) == 2
+    assert capsys.readouterr().err.strip().splitlines()[-1].endswith("cannot be downloaded (offline?)")
+
+
 def test_replicate_leaves_committed_results_alone_unless_asked(tmp_path, monkeypatch, capsys, chinchilla_data):
     import harness.provenance
     import harness.replication

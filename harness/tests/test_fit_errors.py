@@ -27,9 +27,27 @@ def test_bad_input(X, y, match):
         ScalingLaw("chinchilla").fit(X, y)
 
 
-def test_errors_are_user_errors():
-    assert issubclass(FitInputError, UserError)
-    assert issubclass(ConvergenceError, UserError)
+def test_fit_errors_reach_the_user_as_one_line_with_exit_status_2(tmp_path, capsys, monkeypatch):
+    # the classes are UserErrors so that the CLI prints them as one line (no traceback) and exits 2
+    from harness.cli import main
+
+    assert issubclass(FitInputError, UserError) and issubclass(ConvergenceError, UserError)
+    csv = tmp_path / "runs.csv"
+    rows = [f"{n:g},{d:g},{-1.0 if i == 2 else y}" for i, ((n, d), y) in enumerate(zip(X2, Y, strict=True))]
+    csv.write_text("N,D,loss\n" + "\n".join(rows) + "\n")
+    argv = ["fit", str(csv), "--form", "chinchilla", "--x", "N,D", "--y", "loss"]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "Traceback" not in err
+    assert "column 'loss' has 1 non-positive value(s), the first at line 4 (value -1)" in err
+
+    def no_convergence(self, X, y, **kw):
+        raise ConvergenceError("none of the 4500 starts converged")
+
+    csv.write_text("N,D,loss\n" + "\n".join(f"{n:g},{d:g},{y}" for (n, d), y in zip(X2, Y, strict=True)) + "\n")
+    monkeypatch.setattr(ScalingLaw, "fit", no_convergence)
+    assert main(argv) == 2
+    assert capsys.readouterr().err == "scaling fit: error: none of the 4500 starts converged\n"
 
 
 def test_non_convergence_is_reported():

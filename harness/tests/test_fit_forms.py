@@ -11,14 +11,18 @@ from harness.fit.estimator import FitInputError
 from harness.fit.forms import IsoFlopParabola
 from harness.fit.isoflop import fit_profile
 
-RNG = np.random.default_rng(1234)
 
-
-def _synthetic(form, params, X, noise=0.0):
+def _synthetic(form, params, X, noise=0.0, seed=1234):
+    """The form's predictions, times log-normal noise of this scale drawn from its own seeded generator (the
+    same noise whatever tests ran before or run in parallel)."""
     y = form.predict(params, X)
     if noise:
-        y = y * np.exp(RNG.normal(0, noise, size=y.shape))
+        y = y * np.exp(np.random.default_rng(seed).normal(0, noise, size=y.shape))
     return y
+
+
+def _noisy_power(x, seed=1234):
+    return 12.0 * x**-0.076 * np.exp(np.random.default_rng(seed).normal(0, 0.01, x.size))
 
 
 def _assert_close(fitted, true, rtol):
@@ -177,7 +181,7 @@ def test_percentile_interval_is_the_central_quantiles():
     assert percentile_interval(v) == pytest.approx(tuple(np.quantile(v, [0.025, 0.975])), rel=1e-12)
     assert percentile_interval(v, 0.5) == tuple(np.quantile(v, [0.25, 0.75]))
     assert percentile_interval(np.arange(11.0), 0.8) == pytest.approx((1.0, 9.0))
-    law = ScalingLaw("power", loss="mse").fit(ONE_D, 12.0 * ONE_D**-0.076 * np.exp(RNG.normal(0, 0.01, ONE_D.size)))
+    law = ScalingLaw("power", loss="mse").fit(ONE_D, _noisy_power(ONE_D))
     boot = law.bootstrap(50, seed=0)
     assert boot.interval("alpha", 0.9) == percentile_interval(boot.column("alpha"), 0.9)
     with pytest.raises(ValueError, match="level must be strictly between 0 and 1"):
@@ -188,7 +192,7 @@ def test_percentile_interval_is_the_central_quantiles():
 
 def test_bootstrap_derive_adds_a_column_with_its_interval():
     x = ONE_D
-    law = ScalingLaw("power", loss="mse").fit(x, 12.0 * x**-0.076 * np.exp(RNG.normal(0, 0.01, x.size)))
+    law = ScalingLaw("power", loss="mse").fit(x, _noisy_power(x))
     boot = law.bootstrap(50, seed=0)
     x_c = boot.derive("x_c", lambda c: c["A"] ** (1 / c["alpha"]))
     assert np.array_equal(x_c, boot.column("A") ** (1 / boot.column("alpha")))

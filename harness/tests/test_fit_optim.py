@@ -1,4 +1,5 @@
-"""The batched optimiser against SciPy's L-BFGS-B, start for start."""
+"""The batched optimiser against SciPy's L-BFGS-B: start for start where each start has one basin to fall into,
+and on the best optimum of a multistart where the objective (Chinchilla's Huber loss) is not convex."""
 
 import numpy as np
 import pytest
@@ -22,10 +23,46 @@ def test_rosenbrock_batch_matches_scipy():
 
     res = batched_lbfgs(fg, x0, gtol=1e-10, ftol=0.0)
     assert res.converged.all()
-    torch.testing.assert_close(res.x, torch.ones_like(x0), atol=1e-6, rtol=0)
-    for row in x0.numpy():
+    for i, row in enumerate(x0.numpy()):
         ref = minimize(rosen, row, jac=rosen_der, method="L-BFGS-B", options={"gtol": 1e-10, "ftol": 0})
-        np.testing.assert_allclose(ref.x, [1, 1], atol=1e-5)
+        np.testing.assert_allclose(res.x[i].numpy(), ref.x, atol=1e-5)  # this start's end point, both ways
+
+
+def himmelblau(x):
+    a, b = x[..., 0], x[..., 1]
+    return (a * a + b - 11) ** 2 + (a + b * b - 7) ** 2
+
+
+def test_each_start_ends_at_the_minimum_scipy_finds_from_it():
+    # Himmelblau's function has four minima; starts inside each basin must end where SciPy's L-BFGS-B ends from
+    # the same start (an optimiser that returned the batch's best for every row would fail this)
+    x0 = torch.tensor(
+        [[2.5, 2.5], [3.5, 1.5], [-2.5, 2.5], [-3.0, 3.5], [-3.0, -3.0], [-4.0, -2.5], [3.5, -2.0], [3.0, -1.5]],
+        dtype=torch.float64,
+    )
+
+    def fg(x, rows, need_grad):
+        f = himmelblau(x)
+        if not need_grad:
+            return f, None
+        a, b = x[:, 0], x[:, 1]
+        u, v = a * a + b - 11, a + b * b - 7
+        return f, torch.stack([4 * a * u + 2 * v, 2 * u + 4 * b * v], dim=1)
+
+    res = batched_lbfgs(fg, x0, gtol=1e-10, ftol=0.0)
+    assert res.converged.all()
+    ends = []
+    for i, row in enumerate(x0.numpy()):
+        ref = minimize(
+            lambda z: float(himmelblau(z)),
+            row,
+            jac=lambda z: fg(torch.as_tensor(z)[None], None, True)[1][0].numpy(),
+            method="L-BFGS-B",
+            options={"gtol": 1e-10, "ftol": 0},
+        )
+        np.testing.assert_allclose(res.x[i].numpy(), ref.x, atol=1e-5)
+        ends.append(tuple(np.round(ref.x, 3)))
+    assert len(set(ends)) == 4  # the starts do cover all four basins
 
 
 def test_hoffmann_grid_is_the_papers():
@@ -37,6 +74,9 @@ def test_hoffmann_grid_is_the_papers():
 
 
 def test_chinchilla_fit_reaches_the_scipy_loop_optimum(chinchilla_data):
+    # Not start for start: from one start of Hoffmann et al.'s grid the two line searches often end in different
+    # local optima of this non-convex loss (measured: 43 % of 180 starts agree to 1e-4). The multistart's best
+    # optimum is what a fit reports, and that must be as good as SciPy's loop over the same starts.
     d = chinchilla_data
     starts = hoffmann_grid().numpy()[::25]  # 180 starts keep the SciPy loop short
     _, f_ref, _ = scipy_multistart(starts, np.log(d.N), np.log(d.D), np.log(d.loss))

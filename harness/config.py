@@ -8,12 +8,13 @@ keeps every existing run id. Execution details (threads, where files go) are not
 from __future__ import annotations
 
 import math
-import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from typing import Any
 
+from . import memory
 from .errors import UserError
+from .memory import MEMORY_CHECK_ENV, format_gb, memory_check_disabled
 from .models.config import ModelConfig, canonical_fields
 
 SCHEDULES = {"hoffmann": 0.1, "kaplan": 0.0}  # cosine decays to this fraction of the peak learning rate
@@ -28,7 +29,6 @@ BYTES_PER_PARAMETER = 16  # fp32 weights + gradients + AdamW's two moment buffer
 ACTIVATION_BYTES = 80  # per token, layer and d_model channel: ~20 fp32 values kept for the backward pass (a
 # GPT block keeps ~16 d: LayerNorm in/outputs, q, k, v, attention output, the 4 d MLP hidden before and after GELU)
 LOGIT_BYTES = 4  # per token and vocabulary entry: one fp32 logit
-MEMORY_CHECK_ENV = "SCALING_NO_MEMORY_CHECK"  # set to 1 to skip the memory check
 
 
 def is_real(v: Any) -> bool:
@@ -41,48 +41,6 @@ def whole_number(name: str, v: Any) -> int:
     if not is_real(v) or v != int(v):
         raise UserError(f"{name} must be a whole number, got {v!r}")
     return int(v)
-
-
-def format_gb(n_bytes: float) -> str:
-    """``n_bytes`` in GB (MB below 0.1 GB), e.g. '230 GB', '1.5 GB', '12.3 MB'."""
-    gb = n_bytes / 1e9
-    if gb < 0.1:
-        return f"{n_bytes / 1e6:.3g} MB"
-    if gb >= 1e6:
-        return f"{gb:.3g} GB"
-    return f"{gb:,.0f} GB" if gb >= 100 else f"{gb:.3g} GB"
-
-
-def available_memory(device: str = "cpu") -> tuple[int, str] | None:
-    """Bytes of memory free for a run on ``device`` and where they are; None when unknown.
-
-    CUDA (``"cuda"``, or ``"auto"`` with a GPU): the device's free memory. Otherwise the host's
-    ``MemAvailable`` (Linux ``/proc/meminfo``), else ``os.sysconf``'s available physical pages."""
-    if device in ("cuda", "auto"):
-        try:
-            import torch
-
-            if torch.cuda.is_available():
-                return int(torch.cuda.mem_get_info()[0]), "free on the CUDA device"
-        except Exception:  # no usable torch / CUDA: fall back to the host
-            pass
-        if device == "cuda":
-            return None
-    try:
-        with open("/proc/meminfo") as f:
-            for line in f:
-                if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) * 1024, "available (MemAvailable)"
-    except (OSError, ValueError, IndexError):
-        pass
-    try:
-        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE"), "available (physical pages)"
-    except (ValueError, OSError, AttributeError):
-        return None
-
-
-def memory_check_disabled() -> bool:
-    return os.environ.get(MEMORY_CHECK_ENV, "").strip() not in ("", "0")
 
 
 @dataclass(frozen=True)
@@ -202,7 +160,7 @@ class TrainConfig:
         environment variable SCALING_NO_MEMORY_CHECK is set (to anything but 0)."""
         if memory_check_disabled():
             return
-        free = available if available is not None else available_memory(self.device)
+        free = available if available is not None else memory.available_memory(self.device)
         if free is None:
             return
         est = self.memory_estimate()

@@ -23,6 +23,7 @@ import numbers
 from importlib import metadata
 from typing import Any
 
+from .. import memory
 from ..errors import UserError
 
 ENTRY_POINT_GROUP = "scaling_harness.models"
@@ -164,19 +165,18 @@ def build_model(cfg):
 
 
 def _check_parameter_memory(cfg, cls) -> None:
-    from ..config import MEMORY_CHECK_ENV, available_memory, format_gb, memory_check_disabled
-
-    if memory_check_disabled():
+    if memory.memory_check_disabled():
         return
-    free = available_memory("cpu")
+    free = memory.available_memory("cpu")
     if free is None:
         return
     n = cls.counts(cfg.args).n_total
     if 4 * n > free[0]:
+        gb = memory.format_gb
         raise UserError(
-            f"model {cfg.name!r} has {n:,.4g} parameters: {format_gb(4 * n)} just to hold them in fp32 (about "
-            f"{format_gb(16 * n)} to train with AdamW) but {format_gb(free[0])} of memory is {free[1]}; use a "
-            f"smaller model, or set {MEMORY_CHECK_ENV}=1 to try anyway"
+            f"model {cfg.name!r} has {n:,.4g} parameters: {gb(4 * n)} just to hold them in fp32 (about "
+            f"{gb(16 * n)} to train with AdamW) but {gb(free[0])} of memory is {free[1]}; use a "
+            f"smaller model, or set {memory.MEMORY_CHECK_ENV}=1 to try anyway"
         )
 
 

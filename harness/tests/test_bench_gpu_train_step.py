@@ -88,5 +88,5 @@ def test_a_failing_configuration_is_recorded_not_raised():
         "kernels": "torch",
         "mode": "eager",
     }
-    rec = bts.run_in_process(spec)  # d_model 16 is not divisible by 3 heads
-    assert "error" in rec and "divisible" in rec["error"]
+    rec = bts.run_in_process(spec)  # d_model 16 is not a multiple of 3 heads
+    assert "error" in rec and "must be a multiple of model.n_head" in rec["error"]

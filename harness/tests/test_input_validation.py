@@ -14,10 +14,12 @@ from pathlib import Path
 import pytest
 
 import harness.config
+import harness.memory
 from harness.cli import build_parser, main
-from harness.config import MEMORY_CHECK_ENV, TrainConfig
+from harness.config import TrainConfig
 from harness.data.stream import prepare_documents, read_text_folder
 from harness.errors import UserError
+from harness.memory import MEMORY_CHECK_ENV
 from harness.models import ModelConfig, build_model, shape_for_n
 from harness.sweep import expand, load_spec
 from harness.tests.train_helpers import write_text_folder
@@ -38,7 +40,7 @@ def data_dir(tmp_path_factory):
 def small_memory(monkeypatch):
     """8 GB available, whatever the machine has (and the override unset)."""
     monkeypatch.delenv(MEMORY_CHECK_ENV, raising=False)
-    monkeypatch.setattr(harness.config, "available_memory", lambda device="cpu": (8 * 10**9, "available (test)"))
+    monkeypatch.setattr(harness.memory, "available_memory", lambda device="cpu": (8 * 10**9, "available (test)"))
 
 
 def one_line_error(capsys, argv, *names):
@@ -147,7 +149,7 @@ def test_memory_check_can_be_switched_off_and_guards_the_python_api(monkeypatch,
         build_model(cfg.model)
     monkeypatch.setenv(MEMORY_CHECK_ENV, "1")
     cfg.check_memory()  # skipped when asked
-    monkeypatch.setattr(harness.config, "available_memory", lambda device="cpu": None)
+    monkeypatch.setattr(harness.memory, "available_memory", lambda device="cpu": None)
     monkeypatch.delenv(MEMORY_CHECK_ENV)
     cfg.check_memory()  # skipped when the available memory is unknown
 
@@ -166,7 +168,7 @@ def test_train_itself_refuses_a_batch_that_cannot_fit(data_dir, tmp_path, small_
 
 
 def test_available_memory_reads_the_host():
-    free = harness.config.available_memory("cpu")
+    free = harness.memory.available_memory("cpu")
     assert free is None or free[0] > 0
 
 

@@ -22,6 +22,7 @@ from typing import Any
 from .claims import ClaimsFile, Measurement, Verdict, judge_all, load_claims
 from .data.published import PublishedDataset
 from .errors import UserError
+from .progress import ProgressFn, ProgressLine, no_progress
 from .provenance import REPO_ROOT, provenance, write_json_atomic
 
 RESULTS_DIR = REPO_ROOT / "results"
@@ -40,6 +41,12 @@ class TierContext:
     sweeps: tuple[Path, ...] = ()  # the tier's sweep specs (filled in from :attr:`Tier.sweeps`)
     workers: int | None = None  # training processes (None: the sweep module's default)
     replication: str = "NAME"  # for messages
+    show_progress: bool = True  # False: long steps draw no progress line (``--format json``)
+
+    def progress(self, label: str) -> ProgressFn:
+        """The ``progress(done, total)`` callback of one long step (a bootstrap, a multi-start fit): a line on
+        stderr that a terminal redraws in place and a log file gets a few plain lines of."""
+        return ProgressLine(f"{self.replication}: {label}") if self.show_progress else no_progress
 
 
 @dataclass
@@ -224,6 +231,7 @@ def audit(
     log: Callable[[str], None] = print,
     train: bool = True,
     workers: int | None = None,
+    show_progress: bool = True,
 ) -> AuditResult:
     """Measure a replication at a tier and judge its claims. With ``train`` a tier that trains models runs its
     missing runs into its run cache (and writes nothing else); without, it only reads the records there."""
@@ -240,6 +248,7 @@ def audit(
         sweeps=t.sweeps,
         workers=workers,
         replication=rep.name,
+        show_progress=show_progress,
     )
     start = time.perf_counter()
     res = t.measure(ctx)

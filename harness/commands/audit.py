@@ -55,6 +55,7 @@ def run(args) -> int:
         seed=args.seed,
         log=(lambda s: print(s, file=sys.stderr)) if not quiet else (lambda s: None),
         train=False,
+        show_progress=not quiet,
     )
     a.close_figures()  # an audit prints; only 'scaling replicate' writes figures
     title = f"{a.replication.title} — tier {a.tier}"

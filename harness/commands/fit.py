@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import gzip
 import io
@@ -224,6 +225,16 @@ def json_safe(value, where: str, notes: list[str]):
     return value
 
 
+def _progress(args, label: str):
+    """A progress line on stderr for a long fit step, or a silent one with ``--format json`` (a script reading
+    the JSON wants nothing else on its terminal)."""
+    from ..progress import ProgressLine, no_progress
+
+    if args.format == "json":
+        return contextlib.nullcontext(no_progress)
+    return ProgressLine(f"fit: {label}")
+
+
 def poorly_determined_warning(law, boot) -> str | None:
     """One line naming the parameters the data do not determine (``ScalingLaw.poorly_determined``), with the
     criterion; None when there are none."""
@@ -307,8 +318,12 @@ def run(args) -> int:
             score = extrapolation_score(law, X, y, args.holdout_above)  # leaves law fitted below the cut
             extrapolation = {"cut": score.cut, "n_fit": score.n_fit, "n_test": score.n_test, "rmsle": score.rmsle}
         else:
-            law.fit(X, y)
-        boot = law.bootstrap(args.bootstrap, seed=args.seed) if args.bootstrap > 0 else None
+            with _progress(args, "starts") as bar:
+                law.fit(X, y, progress=bar)
+        boot = None
+        if args.bootstrap > 0:
+            with _progress(args, "bootstrap refits") as bar:
+                boot = law.bootstrap(args.bootstrap, seed=args.seed, progress=bar)
         if boot is not None and boot.samples.shape[0] == 0:
             raise UserError(f"none of the {boot.n_resamples} bootstrap replicates converged: no intervals")
         undetermined = poorly_determined_warning(law, boot)

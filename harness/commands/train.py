@@ -195,22 +195,19 @@ def _positive_int(flag: str, v) -> None:
 
 
 def _train(args) -> int:
+    from ..progress import ProgressLine
     from ..train import train
 
     _positive_int("--threads", args.threads)
     cfg = _config_from_args(args)
     cfg.check_memory()  # before any allocation: a model or batch that cannot fit is refused with the estimate
-    last = [0.0]
 
-    def progress(ev):
-        import time
+    with ProgressLine("step") as bar:
 
-        if time.monotonic() - last[0] > 1 or ev["step"] == ev["steps"]:
-            last[0] = time.monotonic()
-            print(f"\rstep {ev['step']}/{ev['steps']}  loss {ev['loss']:.4f}", end="", file=sys.stderr, flush=True)
+        def progress(ev):
+            bar(ev["step"], ev["steps"], f"loss {ev['loss']:.4f}")
 
-    rec = train(cfg, args.out, threads=args.threads, progress=progress, log=lambda s: print(s, file=sys.stderr))
-    print(file=sys.stderr)
+        rec = train(cfg, args.out, threads=args.threads, progress=progress, log=lambda s: print(s, file=sys.stderr))
     s, t = rec["scale"], rec["timing"]
     print(f"run {rec['run_id'][:16]}: {rec['status']}" + (f" ({rec['reason']})" if rec["reason"] else ""))
     print(f"  model {_shape(rec['config']['model'])}  N_kaplan={s['N_kaplan']:,} N_total={s['N_total']:,}")

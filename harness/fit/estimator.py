@@ -276,18 +276,26 @@ class ScalingLaw:
 
         return f_and_g
 
-    def _run(self, logx, logy, starts, weights) -> BatchResult:
+    def _run(self, logx, logy, starts, weights, progress=None) -> BatchResult:
         closed = getattr(self.form, "closed_form", None)
         if closed is not None and self.objective.loss == "mse" and weights.shape[0] == 1:
             raw = closed(logx, np.exp(logy), weights[0].numpy())
             if raw is not None:
                 starts = torch.as_tensor(raw)[None, :]
         return batched_lbfgs(
-            self._make_fg(logx, logy, weights), starts, gtol=self.gtol, ftol=self.ftol, max_iter=self.max_iter
+            self._make_fg(logx, logy, weights),
+            starts,
+            gtol=self.gtol,
+            ftol=self.ftol,
+            max_iter=self.max_iter,
+            on_iteration=progress,
         )
 
-    def fit(self, X, y, *, sample_weight=None) -> ScalingLaw:
-        """Fit the form to ``X`` (n, n_inputs) and positive targets ``y`` (n,). Returns ``self``."""
+    def fit(self, X, y, *, sample_weight=None, progress: Callable[[int, int], None] | None = None) -> ScalingLaw:
+        """Fit the form to ``X`` (n, n_inputs) and positive targets ``y`` (n,). Returns ``self``.
+
+        ``progress(starts_finished, n_starts)`` is called as the multi-start optimisation goes (e.g. a
+        :class:`harness.progress.ProgressLine`); it cannot change the result."""
         P = self.form.n_params + self.objective.n_extra
         X, y = validate_xy(X, y, self.form.n_inputs, P, self.form.input_names)
         logx, logy = np.log(X), np.log(y)
@@ -295,7 +303,7 @@ class ScalingLaw:
         if w.shape != y.shape or (w < 0).any() or not np.isfinite(w).all():
             raise FitInputError("sample_weight must be finite, non-negative and have one value per point")
         starts = self._raw_starts(logx, logy)
-        res = self._run(logx, logy, starts, torch.as_tensor(w)[None, :])
+        res = self._run(logx, logy, starts, torch.as_tensor(w)[None, :], progress)
         self._store(res, starts)
         self.X_, self.y_, self.logx_, self.logy_, self.sample_weight_ = X, y, logx, logy, w
         self.warnings_ = self.form.diagnose(self.params_, logx)
@@ -513,6 +521,9 @@ class ScalingLaw:
         ``groups`` (one label per point) makes it a cluster bootstrap: whole groups are resampled, e.g. the
         points of one learning curve, which are not independent of each other and would give intervals too
         narrow if resampled one by one.
+
+        ``progress(replicates_refit, n_resamples)`` is called as the refits go (a replicate counts as refit
+        once as many rows as it has starts have stopped); it cannot change the result.
         """
         self._check_fitted()
         # n_resamples = 0 gives an empty Bootstrap (which has no intervals), as it always has
@@ -541,13 +552,23 @@ class ScalingLaw:
         K = base.shape[0]
         per_chunk = max(1, chunk_rows // K)
         best_raw = np.full((n_resamples, base.shape[1]), np.nan)
-        done = 0
         for lo in range(0, n_resamples, per_chunk):
             hi = min(n_resamples, lo + per_chunk)
             R = hi - lo
             w = torch.as_tensor(np.repeat(counts[lo:hi], K, axis=0))
             x0 = torch.as_tensor(np.tile(base, (R, 1)))
-            res = batched_lbfgs(self._make_fg(self.logx_, self.logy_, w), x0, gtol=gtol, ftol=ftol, max_iter=max_iter)
+
+            def on_iteration(finished, _rows, lo=lo):  # a replicate counts once as many rows as it has starts
+                progress(lo + finished // K, n_resamples)
+
+            res = batched_lbfgs(
+                self._make_fg(self.logx_, self.logy_, w),
+                x0,
+                gtol=gtol,
+                ftol=ftol,
+                max_iter=max_iter,
+                on_iteration=on_iteration if progress is not None else None,
+            )
             # A line search that can no longer decrease the objective at a point whose gradient already meets
             # SciPy's default gtol is at the optimum to working precision: count it as converged.
             usable = res.converged | ((res.status == 3) & (res.grad_max <= SCIPY_GTOL))
@@ -556,9 +577,6 @@ class ScalingLaw:
             ok = torch.isfinite(fun.gather(1, idx[:, None]))[:, 0]
             xs = res.x.view(R, K, -1)[torch.arange(R), idx]
             best_raw[lo:hi][ok.numpy()] = xs[ok].numpy()
-            done = hi
-            if progress is not None:
-                progress(done, n_resamples)
         good = ~np.isnan(best_raw).any(axis=1)
         with np.errstate(over="ignore"):  # a replicate's parameter may overflow: inf, a poorly determined one
             samples = self._natural(best_raw[good])

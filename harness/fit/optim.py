@@ -72,6 +72,7 @@ def batched_lbfgs(
     max_line_search: int = 20,
     c1: float = 1e-4,
     c2: float = 0.9,
+    on_iteration: Callable[[int, int], None] | None = None,
 ) -> BatchResult:
     """Minimise B independent problems at once with L-BFGS.
 
@@ -115,8 +116,12 @@ def batched_lbfgs(
             out_status[r], out_iter[r] = status[done], it
             keep = ~done
             if not keep.any():
+                if on_iteration is not None:
+                    on_iteration(B, B)
                 break
             rows, x, f, g, S, Y, rho, gamma, status = (t[keep] for t in (rows, x, f, g, S, Y, rho, gamma, status))
+        if on_iteration is not None:
+            on_iteration(B - rows.shape[0], B)
         # small batches are launch-bound (the compact form has fewer operations); large ones are
         # throughput-bound (the two-loop recursion's elementwise work beats 4,500 tiny triangular solves)
         d = -(_direction(g, S, Y, rho, gamma) if g.shape[0] <= 256 else _two_loop(g, S, Y, rho, gamma))

@@ -49,7 +49,9 @@ def test_fit_json_with_bootstrap_and_plot(runs_csv, tmp_path, capsys):
         ]
     )
     assert rc == 0
-    res = json.loads(capsys.readouterr().out)
+    printed = capsys.readouterr()
+    assert "fit:" not in printed.err  # no progress lines around JSON output
+    res = json.loads(printed.out)
     assert res["params"]["alpha"]["ci95"][0] < res["params"]["alpha"]["value"] < res["params"]["alpha"]["ci95"][1]
     assert png.stat().st_size > 5000
 

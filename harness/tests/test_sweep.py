@@ -126,7 +126,9 @@ def test_cli_sweep_runs_and_train(data_dir, tmp_path, capsys):
         )
         == 0
     )
-    assert "final val loss" in capsys.readouterr().out
+    printed = capsys.readouterr()
+    assert "final val loss" in printed.out
+    assert "\r" not in printed.err  # progress in a log (not a terminal) is plain lines, no carriage returns
     assert main(["train", "--data", str(data_dir), "--tokenizer", "byte", "--N", "1e4", "--n-layer", "2"]) == 2
     assert "either --N or an explicit shape" in capsys.readouterr().err
     assert main(["sweep", str(tmp_path / "nope.toml")]) == 2

@@ -16,6 +16,7 @@ from harness.claims import Measurement
 from harness.fit import Bootstrap, ScalingLaw, percentile_interval
 from harness.fit import derived as dv
 from harness.fit.isoflop import IsoFlopProfile, isoflop_profiles, optimal_size_exponent
+from harness.progress import ProgressFn, no_progress
 from harness.replication import TierContext, TierResult
 
 from .constants import CHINCHILLA_BUDGET, ISOFLOP_BUDGETS, ISOFLOP_TOL_DEX, LEVEL, PUBLISHED
@@ -100,7 +101,9 @@ def distance_to_published(params: dict[str, float]) -> float:
     return float(np.sqrt(sum(((params[k] - PUBLISHED[k]) / PUBLISHED[k]) ** 2 for k in ("E", "alpha", "beta"))))
 
 
-def approach2(data: ChinchillaData, n_bootstrap: int, seed: int) -> tuple[list[IsoFlopProfile], float, np.ndarray]:
+def approach2(
+    data: ChinchillaData, n_bootstrap: int, seed: int, progress: ProgressFn = no_progress
+) -> tuple[list[IsoFlopProfile], float, np.ndarray]:
     profiles = isoflop_profiles(data.N, data.C, data.loss, ISOFLOP_BUDGETS, tol_dex=ISOFLOP_TOL_DEX)
     if len(profiles) < 3:
         return profiles, float("nan"), np.array([])
@@ -108,32 +111,41 @@ def approach2(data: ChinchillaData, n_bootstrap: int, seed: int) -> tuple[list[I
     rng = np.random.default_rng(seed)
     boots = []
     n = len(data.N)
-    for _ in range(n_bootstrap):
+    for i in range(n_bootstrap):
         w = rng.multinomial(n, np.full(n, 1.0 / n)).astype(float)
         prof = isoflop_profiles(data.N, data.C, data.loss, ISOFLOP_BUDGETS, tol_dex=ISOFLOP_TOL_DEX, weights=w)
         if len(prof) >= 3:
             boots.append(optimal_size_exponent(prof)[0])
+        progress(i + 1, n_bootstrap)
     return profiles, a, np.array(boots)
 
 
-def run(n_bootstrap: int = 1000, seed: int = 0, log=print) -> ChinchillaAudit:
+def run(
+    n_bootstrap: int = 1000, seed: int = 0, log=print, progress: Callable[[str], ProgressFn] | None = None
+) -> ChinchillaAudit:
+    """The whole audit; ``progress(label)``, if given, makes the progress callback of each long step (the tier
+    passes :meth:`harness.replication.TierContext.progress`)."""
+    bar = progress or (lambda label: no_progress)
     data = load_chinchilla()
     log(
         f"chinchilla: {len(data.loss)} points (dropped the {data.n_dropped} highest-loss rows), "
         f"sha256 {data.sha256[:12]}"
     )
     log("chinchilla: Approach 3, Hoffmann grid (4,500 starts), summed Huber loss ...")
-    sum_fit = ScalingLaw("chinchilla", loss="huber", delta=1e-3, reduction="sum").fit(data.X, data.loss)
+    sum_fit = ScalingLaw("chinchilla", loss="huber", delta=1e-3, reduction="sum")
+    sum_fit.fit(data.X, data.loss, progress=bar("starts"))
     log("chinchilla: same with the mean of the Huber losses ...")
-    mean_fit = ScalingLaw("chinchilla", loss="huber", delta=1e-3, reduction="mean").fit(data.X, data.loss)
+    mean_fit = ScalingLaw("chinchilla", loss="huber", delta=1e-3, reduction="mean")
+    mean_fit.fit(data.X, data.loss, progress=bar("starts"))
     log("chinchilla: maximum-likelihood fit with a free Huber scale ...")
-    mle_fit = ScalingLaw("chinchilla", loss="huber_nll", delta=1e-3, reduction="sum").fit(data.X, data.loss)
+    mle_fit = ScalingLaw("chinchilla", loss="huber_nll", delta=1e-3, reduction="sum")
+    mle_fit.fit(data.X, data.loss, progress=bar("starts"))
     log(f"chinchilla: {n_bootstrap} bootstrap refits of the summed-Huber fit ...")
-    sum_boot = sum_fit.bootstrap(n_bootstrap, seed=seed)
+    sum_boot = sum_fit.bootstrap(n_bootstrap, seed=seed, progress=bar("bootstrap refits"))
     for name, fn in DERIVED.items():
         sum_boot.derive(name, fn)
     log("chinchilla: Approach 2 (IsoFLOP parabolas) ...")
-    profiles, a2, a2_boot = approach2(data, n_bootstrap, seed)
+    profiles, a2, a2_boot = approach2(data, n_bootstrap, seed, bar("IsoFLOP bootstrap"))
     return ChinchillaAudit(data, sum_fit, mean_fit, mle_fit, sum_boot, profiles, a2, a2_boot)
 
 
@@ -141,7 +153,7 @@ def measure(ctx: TierContext) -> TierResult:
     """The ``refit`` tier: fits, bootstraps, measurements and figures."""
     from . import figures  # here, not at the top: matplotlib is needed only to draw
 
-    audit = run(ctx.n_bootstrap, ctx.seed, ctx.log)
+    audit = run(ctx.n_bootstrap, ctx.seed, ctx.log, ctx.progress)
     fits = {
         name: {
             "params": f.params_,

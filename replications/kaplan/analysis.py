@@ -21,7 +21,7 @@ Runs with one layer are left out of every fit (Kaplan et al. Section 3.1: they f
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -30,6 +30,7 @@ import numpy as np
 from harness.claims import Measurement
 from harness.fit import Bootstrap, ScalingLaw, percentile_interval
 from harness.fit.frontier import Frontier, learning_curve_frontier
+from harness.progress import ProgressFn, no_progress
 from harness.replication import TierContext, TierResult, run_tier_sweeps
 from harness.runs import RunTable
 
@@ -84,10 +85,10 @@ class PowerFit:
         return percentile_interval(m, LEVEL)
 
 
-def fit_power(x, y, n_bootstrap: int, seed: int, groups=None) -> PowerFit:
+def fit_power(x, y, n_bootstrap: int, seed: int, groups=None, progress: ProgressFn = no_progress) -> PowerFit:
     x, y = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
     law = ScalingLaw("power", loss="mse").fit(x, y)
-    return PowerFit(x, y, law, law.bootstrap(n_bootstrap, seed=seed, groups=groups))
+    return PowerFit(x, y, law, law.bootstrap(n_bootstrap, seed=seed, groups=groups, progress=progress))
 
 
 @dataclass
@@ -122,7 +123,7 @@ def _envelope(curves, c_lo: float, c_hi: float) -> tuple[Frontier, np.ndarray, n
     return fr, keep, np.polyfit(lc, ll, 1), np.polyfit(lc, ln, 1)
 
 
-def fit_envelope(table: RunTable, n_bootstrap: int, seed: int) -> EnvelopeFit:
+def fit_envelope(table: RunTable, n_bootstrap: int, seed: int, progress: ProgressFn = no_progress) -> EnvelopeFit:
     """Kaplan et al.'s L(C_min) (eq. 1.3) and N_opt(C) (Fig. 14): the envelope is taken between the end of the
     smallest run and the end of the largest, where it is made of trained models rather than warmup transients.
     Both are straight lines in log-log space, fitted by least squares (the ``power`` form's estimator)."""
@@ -136,7 +137,8 @@ def fit_envelope(table: RunTable, n_bootstrap: int, seed: int) -> EnvelopeFit:
     resid = np.log(fr.loss[keep]) - np.polyval(pl, np.log(fr.compute[keep]))
     rng = np.random.default_rng(seed)
     b_alpha, b_nopt, b_res = [], [], []
-    for _ in range(n_bootstrap):
+    for i in range(n_bootstrap):
+        progress(i, n_bootstrap)
         idx = rng.integers(0, len(curves), len(curves))
         if len(set(idx)) < 2:
             continue
@@ -148,6 +150,7 @@ def fit_envelope(table: RunTable, n_bootstrap: int, seed: int) -> EnvelopeFit:
         b_alpha.append(-pl_b[0])
         b_nopt.append(pn_b[0])
         b_res.append(np.max(np.abs(np.log(fr_b.loss[keep_b]) - np.polyval(pl_b, np.log(fr_b.compute[keep_b])))))
+    progress(n_bootstrap, n_bootstrap)
     return EnvelopeFit(
         curves,
         fr,
@@ -431,9 +434,17 @@ class KaplanAnalysis:
         }
 
 
-def analyse(tables: dict[str, RunTable], n_bootstrap: int = 1000, seed: int = 0, log=print) -> KaplanAnalysis:
+def analyse(
+    tables: dict[str, RunTable],
+    n_bootstrap: int = 1000,
+    seed: int = 0,
+    log=print,
+    progress: Callable[[str], ProgressFn] | None = None,
+) -> KaplanAnalysis:
     """Fit everything from the tier's sweeps by role (``{role: RunTable}``, see :func:`tables_by_role`); every role
-    of ``ROLES`` but the optional ones must be there."""
+    of ``ROLES`` but the optional ones must be there. ``progress(label)``, if given, makes the progress callback
+    of each bootstrap (the tier passes :meth:`harness.replication.TierContext.progress`)."""
+    bar = progress or (lambda label: no_progress)
     missing = [r for r in ROLES if r not in tables and r not in OPTIONAL_ROLES]
     if missing:
         raise ValueError(f"no run table for the role(s) {', '.join(missing)}; have {', '.join(sorted(tables))}")
@@ -446,12 +457,12 @@ def analyse(tables: dict[str, RunTable], n_bootstrap: int = 1000, seed: int = 0,
     n_max = both["N_kaplan"].max()
     d_sweep = both.subset([r for r, n in zip(both["run_id"], both["N_kaplan"], strict=True) if n == n_max])
     log(f"kaplan: L(N) on {len(n_sweep)} sizes at D = {d_max:.3g}; L(D) on {len(d_sweep)} budgets at N = {n_max:.3g}")
-    L_N = fit_power(n_sweep["N_kaplan"], n_sweep["loss"], n_bootstrap, seed)
-    L_D = fit_power(d_sweep["D"], d_sweep["loss"], n_bootstrap, seed)
+    L_N = fit_power(n_sweep["N_kaplan"], n_sweep["loss"], n_bootstrap, seed, progress=bar("L(N) bootstrap"))
+    L_D = fit_power(d_sweep["D"], d_sweep["loss"], n_bootstrap, seed, progress=bar("L(D) bootstrap"))
     log(f"kaplan: L(N, D) on {len(both)} runs ...")
     X, y = both.xy(("N_kaplan", "D"))
     L_ND = ScalingLaw("kaplan", loss="mse").fit(X, y)
-    L_ND_boot = L_ND.bootstrap(n_bootstrap, seed=seed)
+    L_ND_boot = L_ND.bootstrap(n_bootstrap, seed=seed, progress=bar("L(N, D) bootstrap"))
     log("kaplan: L(N, S) on the learning curves, L(C_min) and N_opt(C) on their envelope ...")
     ns, ss, ls, gs = [], [], [], []
     for i, rec in enumerate(n_sweep.records):
@@ -462,8 +473,8 @@ def analyse(tables: dict[str, RunTable], n_bootstrap: int = 1000, seed: int = 0,
         gs.append(np.full(step.size, i))
     N_, S_, L_, G_ = (np.concatenate(a) for a in (ns, ss, ls, gs))
     L_NS = ScalingLaw("kaplan_ns", loss="mse").fit(np.stack([N_, S_], axis=1), L_)
-    L_NS_boot = L_NS.bootstrap(n_bootstrap, seed=seed, groups=G_)
-    envelope = fit_envelope(n_sweep, n_bootstrap, seed)
+    L_NS_boot = L_NS.bootstrap(n_bootstrap, seed=seed, groups=G_, progress=bar("L(N, S) bootstrap"))
+    envelope = fit_envelope(n_sweep, n_bootstrap, seed, bar("envelope bootstrap"))
     return KaplanAnalysis(
         tables=tables,
         transformers=both,
@@ -517,7 +528,7 @@ def measure(ctx: TierContext) -> TierResult:
     from . import figures  # here, not at the top: matplotlib is needed only to draw
 
     tables = run_tier_sweeps(ctx)
-    an = analyse(tables_by_role(ctx.sweeps, tables), ctx.n_bootstrap, ctx.seed, ctx.log)
+    an = analyse(tables_by_role(ctx.sweeps, tables), ctx.n_bootstrap, ctx.seed, ctx.log, ctx.progress)
     runs = {name: sorted(t["run_id"].tolist()) for name, t in tables.items()}
     failed = {name: t.failed for name, t in tables.items() if t.failed}
     return TierResult(

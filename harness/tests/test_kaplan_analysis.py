@@ -77,8 +77,9 @@ def synthetic(tmp_path_factory):
     for d in (1e5, 4e6):
         recs["data"].append(record(i, "gpt", 2, 32, 1e6, d, loss_nd(1e6, d), lambda s: loss_ns(1e6, s), flat))
         i += 1
+    # aspect: 2% spread in the loss by position (the final_eval_tokens windows), none in the curve's last eval
     for nl, dm, f in ((2, 64, 1.00), (4, 48, 1.01), (8, 32, 1.02)):
-        recs["aspect"].append(record(i, "gpt", nl, dm, 1e5, 2e6, f * 4.0, lambda s: 5.0, flat))
+        recs["aspect"].append(record(i, "gpt", nl, dm, 1e5, 2e6, 4.5, lambda s: 5.0, f * tf_pos))
         i += 1
     for n in (1e4, 3e4, 1e5):  # LSTM: 0.1 nats worse per decade of N on top of the Transformer law at D_max
         final = loss_nd(n, ds[-1]) + 0.1 * np.log10(n / 3e3)
@@ -125,7 +126,9 @@ def test_convergence_is_measured_against_the_generating_law(synthetic):
 
 def test_comparisons_have_the_signs_built_into_the_data(synthetic):
     m = synthetic.measurements()
-    assert m["aspect.relative_spread"].value == pytest.approx(0.02, rel=1e-9)
+    spread = m["aspect.relative_spread"]  # estimate and interval from the same tokens: the loss by position
+    assert spread.value == pytest.approx(0.02, rel=1e-9)
+    assert spread.ci == pytest.approx((0.02, 0.02), rel=1e-9)
     assert m["lstm.gap_at_largest"].value > 0 and m["lstm.gap_slope"].value > 0
     assert m["context.lstm_late_gain"].value == pytest.approx(0.0, abs=1e-12)  # flat after 24 of 64 positions
     assert m["context.gain_difference"].value > 0  # the Transformer still improves between the bins

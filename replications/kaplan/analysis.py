@@ -256,13 +256,21 @@ class KaplanAnalysis:
 
     def aspect_spread(self, rng: np.random.Generator | None = None, n: int = 0) -> np.ndarray:
         """(max - min) / min of the aspect sweep's final losses; with ``n`` > 0, replicates in which each
-        run's loss is the mean of its per-position losses over resampled positions (the same for all runs)."""
-        if n == 0:
+        run's loss is the mean of its per-position losses over resampled positions (the same for all runs).
+
+        Where every run has its loss by position, the estimate is the mean over positions too, so that it and
+        its interval measure the same validation tokens (a run's ``final_eval_tokens`` windows can be many more
+        than the curve's ``eval_tokens``, and their mean loss differs)."""
+        by_position = self.aspect.by_position
+        if n == 0 and any(b is None for b in by_position):
             loss = self.aspect["loss"].astype(float)[None, :]
         else:
-            by_pos = np.stack(self.aspect.by_position)  # (runs, n_ctx)
-            idx = rng.integers(0, by_pos.shape[1], size=(n, by_pos.shape[1]))
-            loss = by_pos[:, idx].mean(axis=2).T  # (n, runs)
+            by_pos = np.stack(by_position)  # (runs, n_ctx)
+            if n == 0:
+                idx = np.arange(by_pos.shape[1])[None, :]
+            else:
+                idx = rng.integers(0, by_pos.shape[1], size=(n, by_pos.shape[1]))
+            loss = by_pos[:, idx].mean(axis=2).T  # (n or 1, runs)
         return (loss.max(axis=1) - loss.min(axis=1)) / loss.min(axis=1)
 
     def convergence(self) -> list[dict[str, float]]:

@@ -63,6 +63,8 @@ def _row(rec: dict) -> dict:
         "C_kaplan": s["C_kaplan"],
         "C_hoffmann": s["C_hoffmann"],
         "loss": rec["loss"]["val_final"],
+        # the final model's mean loss over the larger final_eval_tokens windows, where the run had them (NaN if not)
+        "loss_full": rec["loss"].get("val_final_full", np.nan),
         "train_loss": rec["loss"]["train_final"],
         "seed": rec["seed"],
         "n_layer": m.get("n_layer", np.nan),  # architectures without layers / a width give NaN

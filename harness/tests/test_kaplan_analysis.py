@@ -144,13 +144,14 @@ def test_every_claim_gets_a_verdict_with_an_interval(synthetic):
     assert all(v.verdict != "INCONCLUSIVE" or "straddles" in v.reason for v in verdicts)
 
 
-def test_audit_rederives_the_committed_cpu_kaplan_recipe_verdicts(capsys):
-    # results/kaplan/cpu-kaplan-recipe holds committed run records: the audit reads them back (no data, no
-    # training) and --strict checks every verdict against the one recorded for that tier in claims.toml. Point
-    # values, and so verdicts not decided by an interval, do not depend on the number of bootstrap resamples.
+@pytest.mark.parametrize("tier", ["cpu-kaplan-recipe", "cpu"])
+def test_audit_rederives_the_committed_verdicts(capsys, tier):
+    # results/kaplan/<tier> holds committed run records: the audit reads them back (no data, no training) and
+    # --strict checks every verdict against the one recorded for that tier in claims.toml. Point values, and so
+    # verdicts not decided by an interval, do not depend on the number of bootstrap resamples.
     from harness.cli import main
 
-    argv = ["audit", "kaplan", "--tier", "cpu-kaplan-recipe", "--bootstrap", "200", "--strict", "--format", "json"]
+    argv = ["audit", "kaplan", "--tier", tier, "--bootstrap", "200", "--strict", "--format", "json"]
     assert main(argv) == 0
     claims = json.loads(capsys.readouterr().out)["claims"]
     assert len(claims) == len(REPLICATION.claims().claims)

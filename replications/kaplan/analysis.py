@@ -212,6 +212,25 @@ class KaplanAnalysis:
                 }
         return out
 
+    def validation_sensitivity(self) -> dict[str, float] | None:
+        """L(N) refitted on each run's loss over its larger final validation set (``final_eval_tokens``) instead
+        of the curve's last evaluation (the first ``eval_tokens`` of the validation split), which the claims use
+        because the learning curves are measured on it too. Information only: how much the L(N) verdicts
+        depend on which validation tokens measure the loss. None when a run lacks the larger set."""
+        full = self.n_sweep["loss_full"].astype(float)
+        if not np.isfinite(full).all():
+            return None
+        n = self.n_sweep["N_kaplan"].astype(float)
+        law = ScalingLaw("power", loss="mse").fit(n, full)
+        curve = self.n_sweep["loss"].astype(float)
+        return {
+            "alpha_N": float(law.params_["alpha"]),
+            "max_abs_log_residual": float(np.abs(np.log(full) - np.log(law.predict(n))).max()),
+            "alpha_N_curve_eval": float(self.L_N.alpha),
+            "mean_difference": float(np.mean(curve - full)),
+            "tokens": float(self.n_sweep.records[0]["config"]["final_eval_tokens"]),
+        }
+
     # ------------------------------------------------------------------ derived comparisons
     def lstm_gaps(self, params: tuple[np.ndarray, np.ndarray] | None = None) -> np.ndarray:
         """LSTM loss minus the Transformer L(N) law at each LSTM's N (nats); rows follow ``self.lstm``.

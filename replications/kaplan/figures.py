@@ -177,8 +177,8 @@ def convergence(an: KaplanAnalysis):
     noise = [v["std"] for v in an.seed_noise().values()]
     if noise:
         bx.axhline(max(noise), color="C3", ls="--", lw=1, label=f"seed noise (largest std, {max(noise):.3f} nats)")
-    bx.set_xticks(np.arange(n.size), [f"{r['N']:.2g}\n{r['tokens_per_param']:.0f} tok/p" for r in rows])
-    bx.set(ylabel="nats", title=f"L(N) sweep at D = {rows[0]['D']:.3g}: gain from doubling D")
+    bx.set_xticks(np.arange(n.size), [f"{r['N']:.2g}\n{r['tokens_per_param']:,.0f}" for r in rows], fontsize=8)
+    bx.set(xlabel="N (non-embedding), then tokens per parameter", ylabel="nats", title=f"L(N) sweep at D = {rows[0]['D']:.3g}: gain from doubling D")
     bx.legend(fontsize=8)
     fig.tight_layout()
     return fig

@@ -66,6 +66,6 @@ REPLICATION = Replication(
             sweeps=tier_specs("gpu"),
         ),
     },
-    default_tier="cpu-kaplan-recipe",  # until the cpu tier's records are all in (issue 10)
+    default_tier="cpu",
     smoke_tier="smoke",
 )

@@ -178,7 +178,11 @@ def convergence(an: KaplanAnalysis):
     if noise:
         bx.axhline(max(noise), color="C3", ls="--", lw=1, label=f"seed noise (largest std, {max(noise):.3f} nats)")
     bx.set_xticks(np.arange(n.size), [f"{r['N']:.2g}\n{r['tokens_per_param']:,.0f}" for r in rows], fontsize=8)
-    bx.set(xlabel="N (non-embedding), then tokens per parameter", ylabel="nats", title=f"L(N) sweep at D = {rows[0]['D']:.3g}: gain from doubling D")
+    bx.set(
+        xlabel="N (non-embedding), then tokens per parameter",
+        ylabel="nats",
+        title=f"L(N) sweep at D = {rows[0]['D']:.3g}: gain from doubling D",
+    )
     bx.legend(fontsize=8)
     fig.tight_layout()
     return fig

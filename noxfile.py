@@ -8,6 +8,7 @@ multi-GB CUDA build of torch by pointing pip at a CPU wheel, e.g. ``PIP_CONSTRAI
     nox -s lint                   # ruff check + format check
     nox -s notebooks              # execute every notebook, 300 s per cell at most
     nox -s bench                  # pytest-benchmark benchmarks, side by side with their baselines
+    nox -s fuzz                   # ~200 bad inputs at the CLI and API; prints how many were refused cleanly
     nox -s replicate              # every replication at its quickest tier (kaplan: smoke; chinchilla: refit)
     nox -s replicate -- kaplan --tier cpu  # arguments after -- go to 'scaling replicate'
 """
@@ -83,6 +84,15 @@ def notebooks(session: nox.Session) -> None:
         *session.posargs,
         env=_env(),
         external=True,
+    )
+
+
+@nox.session(venv_backend="none", default=False)
+def fuzz(session: nox.Session) -> None:
+    """Every bad input of harness/tests/test_fuzz.py (also part of ``tests``), with its tally printed."""
+    bindir = _shared_env(session, "test")
+    session.run(
+        str(bindir / "pytest"), "-p", "no:cacheprovider", "-s", "harness/tests/test_fuzz.py", env=_env(), external=True
     )
 
 

@@ -190,15 +190,23 @@ def manifest_path(out: str | os.PathLike, name: str) -> Path:
     return Path(out) / "sweeps" / f"{name}.json"
 
 
+def read_toml(path: Path, label: str) -> dict[str, Any]:
+    """A user's TOML file (``label`` names it in messages: "sweep spec x.toml", "--config x.toml"), or a
+    :class:`UserError` saying why it cannot be read: missing, not a file, unreadable, not UTF-8, not TOML."""
+    if not path.is_file():
+        raise UserError(f"{label}: {'not a file' if path.exists() else 'does not exist'}")
+    try:
+        return tomllib.loads(path.read_text(encoding="utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise UserError(f"{label}: invalid TOML ({exc})") from None
+    except OSError as exc:
+        raise UserError(f"{label}: cannot read it ({exc.strerror or exc})") from None
+
+
 def load_spec(path: str | os.PathLike) -> dict[str, Any]:
     """Parse a sweep spec (TOML); its ``name`` defaults to the file's stem."""
     p = Path(path)
-    if not p.exists():
-        raise UserError(f"sweep spec {p} does not exist")
-    try:
-        spec = tomllib.loads(p.read_text())
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-        raise UserError(f"{p}: invalid TOML ({exc})") from None
+    spec = read_toml(p, f"sweep spec {p}")
     spec.setdefault("name", p.stem)
     return spec
 
@@ -260,3 +268,14 @@ def manifest_records(out: str | os.PathLike, manifest: dict[str, Any]) -> list[d
             )
         recs.append(rec)
     return recs
+
+
+def check_writable(out: Path) -> None:
+    """Fail before any training if run records could not be written under ``out``."""
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        probe = out / f".write-test-{os.getpid()}"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as exc:
+        raise UserError(f"cannot write run records under {out}: {exc.strerror or exc}") from None

@@ -578,17 +578,6 @@ def write_manifest(sweep: SweepPlan, out: str | os.PathLike) -> Path:
     return records.write_manifest(out, sweep.name, runs, dropped=sweep.dropped, spec_sha256=sweep.spec_sha256)
 
 
-def check_writable(out: Path) -> None:
-    """Fail before any training if run records could not be written under ``out``."""
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-        probe = out / f".write-test-{os.getpid()}"
-        probe.write_bytes(b"")
-        probe.unlink()
-    except OSError as exc:
-        raise UserError(f"cannot write run records under {out}: {exc.strerror or exc}") from None
-
-
 def remove_stale_partial_checkpoints(out: Path, log: Callable[[str], None]) -> None:
     """Delete half-written checkpoints (``checkpoints/.<run>.pt.<pid>.tmp``) whose writer is no longer running."""
     for tmp in sorted((out / "checkpoints").glob(".*.tmp")):
@@ -621,7 +610,7 @@ def run_sweep(
     out = Path(out)
     stream = stream or sys.stderr
     executor = executor or LocalExecutor(workers, threads)
-    check_writable(out)
+    records.check_writable(out)
     remove_stale_partial_checkpoints(out, lambda s: stream.write(s + "\n"))
     todo, results = [], {}
     for r in sweep.runs:  # a cached file that is not the run's intact record is moved aside and the run redone

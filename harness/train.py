@@ -386,6 +386,8 @@ def train_once(
 ) -> tuple[dict, bool]:
     """:func:`train`, also saying whether this call trained the run (False: its record was in ``out``, perhaps
     written by another process while this one was getting ready). ``loop``: train's other keywords."""
+    if out is not None:
+        records.check_writable(Path(out))  # before any work: a record that cannot be written is a run lost
     data = open_run_data(cfg, data, log)
     cfg = replace(cfg, device=resolve_device(cfg.device))
     ident = run_identity(cfg, data)
@@ -395,6 +397,8 @@ def train_once(
     record_path, ckpt_path = records.run_paths(out, run_id)
     if (done := records.cached_or_redo(record_path, log)) is not None:
         return done, False
+    cfg.check_memory()  # a config that cannot run is refused before it takes (and leaves) a lock file
+    RunPlan.of(cfg, data)
     with RunLock(out, run_id):  # RunBusy if another process trains this run now (two sweeps on one --out)
         if (done := records.cached_or_redo(record_path, log)) is not None:  # it finished in the meantime
             return done, False

@@ -284,6 +284,8 @@ def run(args) -> int:
         raise UserError(f"--y {args.y.strip()!r} is also an input column (--x {args.x}): the target cannot be an input")
     if args.bootstrap < 0:
         raise UserError(f"--bootstrap must be >= 0 (0: no bootstrap), got {args.bootstrap}")
+    if args.seed < 0:
+        raise UserError(f"--seed must be >= 0, got {args.seed}")
     try:
         law = ScalingLaw(args.form, loss=args.loss, delta=args.delta, reduction=args.reduction, form_kwargs=options)
     except ValueError as exc:  # a bad option value, e.g. --n-breaks -1

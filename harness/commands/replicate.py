@@ -65,6 +65,13 @@ def run(args) -> int:
         raise UserError("name a replication, or pass --all (see --list)")
     if args.smoke and args.tier:
         raise UserError("--smoke and --tier are exclusive")
+    # checked before any replication starts: a bad count would otherwise surface only once training begins
+    if args.workers is not None and args.workers < 1:
+        raise UserError(f"--workers must be a positive whole number, got {args.workers}")
+    if args.bootstrap is not None and args.bootstrap < 0:
+        raise UserError(f"--bootstrap must be >= 0 (0: no bootstrap), got {args.bootstrap}")
+    if args.seed is not None and args.seed < 0:
+        raise UserError(f"--seed must be >= 0, got {args.seed}")
     failed: dict[str, str] = {}
     for name in names:
         try:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import math
 import sys
-import tomllib
 from pathlib import Path
 
 from ..errors import UserError
@@ -165,12 +164,9 @@ def _config_from_args(args):
 
     d: dict = {}
     if args.config:
-        if not args.config.is_file():
-            raise UserError(f"--config {args.config}: {'not a file' if args.config.exists() else 'does not exist'}")
-        try:
-            d = tomllib.loads(args.config.read_text(encoding="utf-8"))
-        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-            raise UserError(f"--config {args.config}: invalid TOML ({exc})") from None
+        from ..records import read_toml
+
+        d = read_toml(args.config, f"--config {args.config}")
     model = d.pop("model", {})
     if not isinstance(model, dict):
         raise UserError(f"--config {args.config}: model must be a [model] table, got {model!r}")

@@ -36,6 +36,11 @@ class FitWarning(UserWarning):
     """The fit converged but the data do not support part of it (see ``ScalingLaw.warnings_``)."""
 
 
+class NotFittedError(UserError, ValueError, AttributeError):
+    """A method that needs a fitted law (``predict``, ``bootstrap``, ...) was called before :meth:`fit`
+    (scikit-learn's ``NotFittedError`` is also a ValueError and an AttributeError)."""
+
+
 class ConvergenceError(UserError, RuntimeError):
     """No start of the optimiser converged; the fit is not returned as if it were a result."""
 
@@ -352,7 +357,7 @@ class ScalingLaw:
 
     def _check_fitted(self):
         if not hasattr(self, "params_"):
-            raise RuntimeError("this ScalingLaw is not fitted yet: call fit(X, y) first")
+            raise NotFittedError("this ScalingLaw is not fitted yet: call fit(X, y) first")
 
     def predict(self, X) -> np.ndarray:
         """Predictions at ``X`` of shape (n, n_inputs) (or (n,) for a one-input form); every value must be > 0."""

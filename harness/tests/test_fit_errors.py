@@ -65,8 +65,12 @@ def test_unknown_form_and_options():
 
 
 def test_predict_before_fit():
-    with pytest.raises(RuntimeError, match="not fitted"):
+    from harness.errors import UserError
+    from harness.fit import NotFittedError
+
+    with pytest.raises(NotFittedError, match="not fitted") as info:
         ScalingLaw("power").predict([1.0, 2.0])
+    assert isinstance(info.value, UserError) and isinstance(info.value, ValueError)  # one line on the CLI
 
 
 @pytest.mark.parametrize(

@@ -17,6 +17,7 @@ COMMAND_MODULES = (
     "harness.commands.audit",
     "harness.commands.replicate",
     "harness.commands.fit",
+    "harness.commands.isoflop",
     "harness.commands.data",
     "harness.commands.train",
     "harness.commands.recipe",

@@ -181,3 +181,59 @@ def plot_fit(law, x_names=None, y_name="y", *, boot=None, heldout=None, level: f
     _tidy(ax)
     _tidy(axr)
     return fig
+
+
+def plot_allocation(res, N, L, C=None) -> Figure:
+    """The figure of a compute-optimal allocation (:mod:`harness.fit.optimal`). Approach 2: the IsoFLOP
+    profiles (loss against N per budget, the fitted parabolas, their minima; excluded budgets grey) and the two
+    frontiers N_opt(C) and D_opt(C) with their intervals and fitted power laws. Approaches 1 and 3: N_opt(C)
+    (the envelope's sizes, or the parametric law's) with the fitted law."""
+    N, L = np.asarray(N, dtype=float), np.asarray(L, dtype=float)
+    two = res.approach == 2
+    fig = Figure(figsize=(11, 4.2) if two else (5.5, 4.2), layout="constrained")
+    axes = fig.subplots(1, 2) if two else [fig.subplots()]
+    fr = axes[-1]
+    if two:
+        ax = axes[0]
+        cmap = colormaps["viridis"]
+        used = [b for b in res.budgets if not b.excluded]
+        for j, b in enumerate(res.budgets):
+            at = res.group == j
+            colour = "0.7" if b.excluded else cmap(used.index(b) / max(1, len(used) - 1))
+            label = f"C = {b.budget:.2g}" + (" (excluded)" if b.excluded else "")
+            ax.scatter(N[at], L[at], s=14, color=colour, label=label, zorder=3)
+            if not b.excluded:
+                u0 = np.log10(b.N_opt.value)
+                u = np.linspace(np.log10(N[at].min()), np.log10(N[at].max()), 100)
+                keep = np.abs(u - u0) <= max(np.abs(np.log10(N[at]) - u0).max(), 0.1)
+                ax.plot(10 ** u[keep], b.loss_min + b.curvature * (u[keep] - u0) ** 2, color=colour, lw=1)
+                ax.scatter([b.N_opt.value], [b.loss_min], marker="*", s=90, color=colour, edgecolor="k", zorder=4)
+        ax.set(xscale="log", xlabel="parameters N", ylabel="loss", title="IsoFLOP profiles (star: N_opt)")
+        ax.legend(fontsize=7)
+        _tidy(ax)
+        c = np.array([b.budget for b in used])
+        for key, name, colour in (("N_opt", "N_opt", "C0"), ("D_opt", "D_opt", "C1")):
+            v = np.array([getattr(b, key).value for b in used])
+            ci = [getattr(b, key).ci for b in used]
+            if all(x is not None for x in ci):
+                err = np.abs(np.array(ci).T - v)
+                fr.errorbar(c, v, yerr=err, fmt="o", color=colour, ms=4, capsize=2, label=f"{name} per budget")
+            else:
+                fr.scatter(c, v, color=colour, s=16, label=f"{name} per budget")
+        grid = np.geomspace(c.min(), c.max(), 50)
+        fr.plot(grid, res.n_opt(grid), color="C0", lw=1, label=f"N_opt ~ C^{res.a.value:.3f}")
+        fr.plot(grid, grid / (res.flops_per_param_token * res.n_opt(grid)), color="C1", lw=1,
+                label=f"D_opt ~ C^{res.b.value:.3f}")  # fmt: skip
+        fr.set(ylabel="N_opt (parameters), D_opt (tokens)")
+    else:
+        if res.frontier is not None:
+            fr.scatter(*res.frontier, s=10, color="0.5", label="envelope: size of the best run")
+            grid = np.geomspace(res.frontier[0].min(), res.frontier[0].max(), 50)
+        else:
+            grid = np.geomspace(6 * N.min() * N.min(), 6 * N.max() * N.max() * 100, 50)
+        fr.plot(grid, res.n_opt(grid), color="C0", lw=1.5, label=f"N_opt ~ C^{res.a.value:.3f}")
+        fr.set(ylabel="N_opt (parameters)")
+    fr.set(xscale="log", yscale="log", xlabel="compute C (FLOPs)", title=f"Approach {res.approach}: frontier")
+    fr.legend(fontsize=7)
+    _tidy(fr)
+    return fig

@@ -150,10 +150,10 @@ def _is_number(text: str) -> bool:
     return True
 
 
-def read_columns(path: Path, names: list[str]) -> tuple[dict[str, np.ndarray], list[int]]:
-    """Read numeric columns from a CSV; returns the columns and the file line of each row. Errors name the
-    file, column and line."""
-    names = list(dict.fromkeys(names))
+def read_columns(path: Path, names: list[str], text: tuple[str, ...] = ()) -> tuple[dict[str, np.ndarray], list[int]]:
+    """Read numeric columns (and the ``text`` columns, e.g. run labels, as strings) from a CSV; returns the
+    columns and the file line of each row. Errors name the file, column and line."""
+    names = list(dict.fromkeys([*names, *text]))
     reader = csv.reader(io.StringIO(read_text(path), newline=""))
     try:
         header = next((row for row in reader if any(f.strip() for f in row)), None)
@@ -170,7 +170,7 @@ def read_columns(path: Path, names: list[str]) -> tuple[dict[str, np.ndarray], l
         if twice:
             raise UserError(f"{path}: the header names column {twice[0]!r} more than once")
         index = {n: header.index(n) for n in names}
-        cols: dict[str, list[float]] = {n: [] for n in names}
+        cols: dict[str, list] = {n: [] for n in names}
         lines: list[int] = []
         for row in reader:
             if not row or all(not f.strip() for f in row):
@@ -179,11 +179,16 @@ def read_columns(path: Path, names: list[str]) -> tuple[dict[str, np.ndarray], l
             for n in names:
                 if index[n] >= len(row):
                     raise UserError(f"{path}, line {i}: {len(row)} field(s), no value for column {n!r}")
-                text = row[index[n]].strip()
+                field = row[index[n]].strip()
+                if n in text:
+                    if not field:
+                        raise UserError(f"{path}, line {i}: column {n!r} is empty")
+                    cols[n].append(field)
+                    continue
                 try:
-                    cols[n].append(float(text))
+                    cols[n].append(float(field))
                 except ValueError:
-                    raise UserError(f"{path}, line {i}: column {n!r} value {text!r} is not a number") from None
+                    raise UserError(f"{path}, line {i}: column {n!r} value {field!r} is not a number") from None
             lines.append(i)
     except csv.Error as exc:
         raise UserError(f"{path}, line {reader.line_num}: not valid CSV ({exc})") from None

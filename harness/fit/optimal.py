@@ -26,22 +26,17 @@ Hoffmann et al.'s Table 2.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
 
+from ..progress import ProgressFn, no_progress
 from . import derived
 from .estimator import FitInputError, ScalingLaw, percentile_interval
 from .frontier import learning_curve_frontier
 from .isoflop import fit_profile, group_by_budget
 
 LEVEL = 0.95
-ProgressFn = Callable[[int, int], None]
-
-
-def _silent(done: int, total: int, detail: str = "") -> None:
-    pass
 
 
 @dataclass(frozen=True)
@@ -196,7 +191,7 @@ def approach2(
     seed: int = 0,
     tokens_at=None,
     names: tuple[str, str, str] = ("N", "C", "loss"),
-    progress: ProgressFn = _silent,
+    progress: ProgressFn = no_progress,
 ) -> Allocation:
     """Hoffmann et al.'s Approach 2 on runs of sizes ``N`` at budgets ``C`` with final losses ``L`` (see the
     module docstring). ``budgets`` default to the table's own (:func:`infer_budgets`); a run belongs to the
@@ -328,7 +323,7 @@ def approach1(
     seed: int = 0,
     tokens_at=None,
     names: tuple[str, str, str, str] = ("run", "N", "D", "loss"),
-    progress: ProgressFn = _silent,
+    progress: ProgressFn = no_progress,
 ) -> Allocation:
     """Hoffmann et al.'s Approach 1 on learning curves: one row per (run, evaluation), ``D`` the tokens seen
     by then and ``L`` the loss. The envelope is taken from the end of the run with the least compute to the
@@ -397,7 +392,7 @@ def approach3(
     seed: int = 0,
     tokens_at=None,
     names: tuple[str, str, str] = ("N", "D", "loss"),
-    progress: ProgressFn = _silent,
+    progress: ProgressFn = no_progress,
 ) -> Allocation:
     """Hoffmann et al.'s Approach 3: the parametric fit (their Huber loss, delta 1e-3, and grid of starts),
     with ``a``, ``b`` and tokens per parameter derived from each bootstrap replicate (``C = 6 N D``)."""

@@ -134,6 +134,12 @@ class ClaimsFile:
     title: str
     claims: list[Claim] = field(default_factory=list)
 
+    def of_kind(self, kind: str) -> ClaimsFile:
+        """The claims of one kind ("refit" or "small-scale"): what a tier of that kind judges."""
+        if kind not in KINDS:
+            raise ValueError(f"kind must be one of {', '.join(KINDS)}, got {kind!r}")
+        return ClaimsFile(self.path, self.replication, self.title, [c for c in self.claims if c.kind == kind])
+
 
 def load_claims(path: str | Path) -> ClaimsFile:
     """Parse and validate a claims file; every problem is reported with the claim id and file."""

@@ -17,7 +17,8 @@ from .errors import UserError
 from .memory import MEMORY_CHECK_ENV, format_gb, memory_check_disabled
 from .models.config import ModelConfig, canonical_fields
 
-SCHEDULES = {"hoffmann": 0.1, "kaplan": 0.0}  # cosine decays to this fraction of the peak learning rate
+SCHEDULES = {"hoffmann": 0.1, "kaplan": 0.0}
+EVAL_SAMPLES = ("head", "spread")  # cosine decays to this fraction of the peak learning rate
 BYTE_VOCAB = 256
 MAX_SEED = 2**64 - 1  # torch.manual_seed takes seeds up to this
 
@@ -60,7 +61,10 @@ class TrainConfig:
     warmup: float = 0.05  # fraction of the steps spent in linear warmup
     seed: int = 0
     eval_points: int = 12  # evaluations at log-spaced steps (plus step 0 and the last step)
-    eval_tokens: int = 32768  # size of the fixed validation set (first tokens of the validation split)
+    eval_tokens: int = 32768  # size of the fixed validation set (see eval_sample)
+    # which validation windows: "head" the first eval_tokens of the split; "spread" windows evenly spaced over
+    # the whole split (a small set that samples every source, not just the first documents)
+    eval_sample: str = "head"
     # validation tokens for the final model's loss by position (None: the eval_tokens windows); more windows
     # pin each position's loss more tightly, at the cost of one forward pass over them at the end of the run
     final_eval_tokens: int | None = None
@@ -88,6 +92,8 @@ class TrainConfig:
             raise UserError(f"token budget {self.tokens} is smaller than one batch of {self.batch_tokens}")
         if not isinstance(self.schedule, str) or self.schedule not in SCHEDULES:
             raise UserError(f"schedule must be one of {', '.join(SCHEDULES)}, got {self.schedule!r}")
+        if self.eval_sample not in EVAL_SAMPLES:
+            raise UserError(f"eval_sample must be one of {', '.join(EVAL_SAMPLES)}, got {self.eval_sample!r}")
         if self.precision not in ("fp32", "bf16"):
             raise UserError(f"precision must be 'fp32' or 'bf16', got {self.precision!r}")
         if self.device not in ("auto", "cpu", "cuda"):
@@ -187,6 +193,8 @@ class TrainConfig:
         for k in ("recipe", "final_eval_tokens"):  # shown only when set (so older configs read as they did)
             if d[k] is None:
                 del d[k]
+        if d["eval_sample"] == "head":
+            del d["eval_sample"]
         return {**d, "model": self.model.to_dict(), "betas": list(self.betas)}
 
     def canonical(self) -> dict[str, Any]:

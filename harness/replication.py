@@ -19,7 +19,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from .claims import ClaimsFile, Measurement, Verdict, judge_all, load_claims
+from .claims import KINDS, ClaimsFile, Measurement, Verdict, judge_all, load_claims
 from .data.published import PublishedDataset
 from .errors import UserError
 from .progress import ProgressFn, ProgressLine, no_progress
@@ -70,6 +70,13 @@ class Tier:
     # False for a pipeline check (e.g. a ``smoke`` tier of tiny models): its numbers are shown, but every verdict
     # is INCONCLUSIVE, because passing or failing a published claim at that scale would mean nothing
     judged: bool = True
+    # which claims of the file the tier judges: "refit" (the paper's data and procedure) or "small-scale" (our
+    # own runs). The two kinds are never mixed: a replication with both has a tier of each.
+    kind: str = "small-scale"
+
+    def __post_init__(self):
+        if self.kind not in KINDS:
+            raise ValueError(f"tier {self.name!r}: kind must be one of {', '.join(KINDS)}, got {self.kind!r}")
 
 
 def run_tier_sweeps(ctx: TierContext, *, executor=None, workers: int | None = None) -> dict:
@@ -252,7 +259,7 @@ def audit(
     )
     start = time.perf_counter()
     res = t.measure(ctx)
-    verdicts = judge_all(claims, res.measurements, t.name, rep.default_tier)
+    verdicts = judge_all(claims.of_kind(t.kind), res.measurements, t.name, rep.default_tier)
     if not t.judged:
         why = f"tier {t.name!r} is a pipeline check, not judged: {t.description}"
         verdicts = [

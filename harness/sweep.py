@@ -16,12 +16,15 @@ Spec (every section optional except one of ``grid`` / ``isoflop``)::
     aspect = [8, 32, 128]       # any other key is an option of the model's shape policy (its shape_for):
     min_layers = 2              # for the GPT aspect (d_model / n_layer), min_layers, head_dim; a list
                                 # gives one run per value, a single value applies to every run
-    [isoflop]                   # for each compute budget C, each N with D = C / (6 N)
+    [isoflop]                   # for each compute budget C, each N with D = C / (FLOPs per token)
     C = [1e12, 1e13]
     N = [1e4, 3e4, 1e5]
+    count = "kaplan"            # "kaplan": 6 x non-embedding N per token; "hoffmann": the whole model's
+                                # FLOPs (Hoffmann et al. App. F); shape options as in [grid] also apply
 
-Target N goes through the model's shape helper; IsoFLOP budgets use the N the shape actually has, and D is
-rounded down to whole batches (points whose D is below one batch are dropped, and said so).
+``[[isoflop]]`` (an array of such tables) gives each budget its own sizes, as Hoffmann et al.'s IsoFLOP
+profiles do. Target N goes through the model's shape helper; IsoFLOP budgets use the counts the shape actually
+has, and D is rounded down to whole batches (points whose D is below one batch are dropped, and said so).
 
 Records live in ``OUT/runs/<run id>.json`` where the run id is the hash of the run's identity (canonical
 config and data, see :mod:`harness.records`):
@@ -118,30 +121,62 @@ def _check_keys(section: dict, what: str, allowed: set[str], extra: str = "") ->
 
 
 GRID_KEYS = ("N", "D", "seeds", "lr")
+ISOFLOP_KEYS = ("C", "N", "seeds", "count")
+# how an IsoFLOP budget C becomes tokens: C = (FLOPs per token) x D under each paper's convention
+FLOP_COUNTS = {
+    "kaplan": "6 x non-embedding N per token (Kaplan et al. 2020, eq. 2.1 without the context term)",
+    "hoffmann": "every matmul of the whole model, embeddings, attention and output layer included, forward and "
+    "backward (Hoffmann et al. 2022, Appendix F)",
+}
 
 
-def _shape_options(grid: dict, model_name: str) -> list[dict]:
-    """The grid's shape-policy options as a list of keyword sets (the product of list-valued options),
+def _shape_options(grid: dict, model_name: str, what: str = "grid", keys: tuple[str, ...] = GRID_KEYS) -> list[dict]:
+    """The section's shape-policy options as a list of keyword sets (the product of list-valued options),
     each key checked against the model's own ``shape_for``."""
-    options = {k: v for k, v in grid.items() if k not in GRID_KEYS}
+    options = {k: v for k, v in grid.items() if k not in keys}
     allowed = model_class(model_name).shape_options()
-    _check_keys(
-        grid, "grid", {*GRID_KEYS, *allowed}, f" ({', '.join(GRID_KEYS)} and model {model_name!r}'s shape options)"
-    )
+    _check_keys(grid, what, {*keys, *allowed}, f" ({', '.join(keys)} and model {model_name!r}'s shape options)")
     combos: list[dict] = [{}]
     for key, value in options.items():
         values = value if isinstance(value, list) else [value]
         for v in values:
             if not isinstance(v, int | float) or isinstance(v, bool) or not (math.isfinite(v) and v > 0):
-                raise UserError(f"grid.{key} must be a positive number or a list of them, got {value!r}")
+                raise UserError(f"{what}.{key} must be a positive number or a list of them, got {value!r}")
         values = [int(v) if float(v).is_integer() else v for v in values]
         combos = [{**c, key: v} for c in combos for v in values]
     for kw in combos:  # each value against the model's own shape policy (its shape_for checks its options)
         try:
             shape_for_n(1e6, model_name, **kw)
         except UserError as exc:
-            raise UserError(f"[grid] {exc}") from None
+            raise UserError(f"[{what}] {exc}") from None
     return combos
+
+
+def _expand_isoflop(
+    g: dict, what: str, base: dict, model_name: str, batch_tokens: int
+) -> tuple[list[tuple[TrainConfig, str]], list[str]]:
+    """One IsoFLOP table: for each budget C and target N, the run whose tokens D spend C under ``count``
+    (``FLOP_COUNTS``), rounded down to whole batches, with the N the model's shape policy actually gives."""
+    if not isinstance(g, dict):
+        raise UserError(f"{what} must be a table of C, N and options, got {g!r}")
+    count = g.get("count", "kaplan")
+    if count not in FLOP_COUNTS:
+        raise UserError(f"{what}.count must be one of {', '.join(FLOP_COUNTS)}, got {count!r}")
+    seeds = _seeds(g, what)
+    out, dropped = [], []
+    for kw in _shape_options(g, model_name, what, ISOFLOP_KEYS):
+        for c in _floats(g.get("C"), f"{what}.C"):
+            for n in _floats(g.get("N"), f"{what}.N"):
+                counts = model_counts(_config(base, n, batch_tokens, 0, kw).model)
+                per_token = 6 * counts.n_kaplan if count == "kaplan" else counts.flops_per_token_hoffmann
+                d = int(c / per_token // batch_tokens) * batch_tokens
+                if d < batch_tokens:
+                    dropped.append(f"{what} C={c:.3g} N={n:.3g}: D = C / FLOPs per token is below one batch")
+                    continue
+                for s in seeds:
+                    origin = f"{what} C={c:.3g} N={n:.3g}{_tag(kw, g)} D={d:.3g} seed={s}"
+                    out.append((_config(base, n, d, s, kw), origin))
+    return out, dropped
 
 
 def _tag(kw: dict, grid: dict) -> str:
@@ -172,8 +207,11 @@ def check_spec(spec: dict) -> None:
     sweep_name(spec)
     if not isinstance(spec.get("description", ""), str):
         raise UserError(f"sweep spec description must be a string, got {spec['description']!r}")
+    if isinstance(spec.get("isoflop"), list):  # [[isoflop]]: several tables (e.g. sizes chosen per budget)
+        if not spec["isoflop"] or not all(isinstance(t, dict) for t in spec["isoflop"]):
+            raise UserError(f"sweep spec isoflop must be a table or a list of tables, got {spec['isoflop']!r}")
     for section in ("base", "grid", "isoflop"):
-        if section in spec and not isinstance(spec[section], dict):
+        if section in spec and not isinstance(spec[section], (dict | list) if section == "isoflop" else dict):
             raise UserError(
                 f"sweep spec {section!r} must be a table ([{section}] with keys), got {section} = {spec[section]!r}"
             )
@@ -201,20 +239,12 @@ def expand(spec: dict) -> tuple[list[tuple[TrainConfig, str]], list[str]]:
                             origin = f"grid N={n:.3g}{_tag(kw, g)} D={d:.3g}{at} seed={s}"
                             out.append((_config(base, n, d, s, kw, lr), origin))
     if "isoflop" in spec:
-        g = spec["isoflop"]
-        _check_keys(g, "isoflop", {"C", "N", "seeds"})
-        seeds = _seeds(g, "isoflop")
-        for c in _floats(g.get("C"), "isoflop.C"):
-            for n in _floats(g.get("N"), "isoflop.N"):
-                cfg0 = _config(base, n, probe.batch_tokens, 0)
-                n_real = model_counts(cfg0.model).n_kaplan
-                d = c / (6 * n_real)
-                d = int(d // probe.batch_tokens) * probe.batch_tokens
-                if d < probe.batch_tokens:
-                    dropped.append(f"isoflop C={c:.3g} N={n:.3g}: D = C/6N is below one batch")
-                    continue
-                for s in seeds:
-                    out.append((_config(base, n, d, s), f"isoflop C={c:.3g} N={n:.3g} D={d:.3g} seed={s}"))
+        sections = spec["isoflop"] if isinstance(spec["isoflop"], list) else [spec["isoflop"]]
+        for i, g in enumerate(sections):
+            where = "isoflop" if len(sections) == 1 else f"isoflop[{i}]"
+            out_i, dropped_i = _expand_isoflop(g, where, base, model_name, probe.batch_tokens)
+            out += out_i
+            dropped += dropped_i
     return out, dropped
 
 

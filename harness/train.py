@@ -423,7 +423,7 @@ def _train(
     run_id = records.run_id_of(ident)
     plan = RunPlan.of(cfg, data)
     sampler = SequenceSampler(data.train, cfg.model.n_ctx, plan.batch_size, cfg.seed)
-    vx, vy = eval_windows(data.val, cfg.model.n_ctx, cfg.eval_tokens)
+    vx, vy = eval_windows(data.val, cfg.model.n_ctx, cfg.eval_tokens, cfg.eval_sample)
     if threads:
         torch.set_num_threads(threads)
     model, opt = make_model(cfg, plan.device)
@@ -488,7 +488,7 @@ def _train(
             fx, fy = (
                 (vx, vy)
                 if cfg.final_eval_tokens is None
-                else eval_windows(data.val, cfg.model.n_ctx, cfg.final_eval_tokens)
+                else eval_windows(data.val, cfg.model.n_ctx, cfg.final_eval_tokens, cfg.eval_sample)
             )
             by_position = position_stats(model, fx, fy, plan.batch_size, plan.device, autocast)
             final_eval_tokens = int(fy.size)

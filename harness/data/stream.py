@@ -382,10 +382,20 @@ class SequenceSampler:
         return windows[:, :-1], windows[:, 1:]
 
 
-def eval_windows(tokens: np.ndarray, n_ctx: int, max_tokens: int) -> tuple[np.ndarray, np.ndarray]:
-    """The fixed validation set: the first ``max_tokens`` target tokens of ``tokens``, in order."""
-    n = min((len(tokens) - 1) // n_ctx, max(1, max_tokens // n_ctx))
+def eval_windows(
+    tokens: np.ndarray, n_ctx: int, max_tokens: int, sample: str = "head"
+) -> tuple[np.ndarray, np.ndarray]:
+    """The fixed validation set of about ``max_tokens`` target tokens of ``tokens``: the first windows of the
+    stream (``sample="head"``) or windows evenly spaced over all of it (``"spread"``), in order either way."""
+    whole = (len(tokens) - 1) // n_ctx  # non-overlapping windows the stream holds
+    n = min(whole, max(1, max_tokens // n_ctx))
     if n < 1:
         raise UserError(f"validation stream of {len(tokens)} tokens is shorter than one context of {n_ctx} + 1")
-    w = np.stack([tokens[i * n_ctx : i * n_ctx + n_ctx + 1] for i in range(n)]).astype(np.int64)
+    if sample == "head":
+        starts = np.arange(n) * n_ctx
+    elif sample == "spread":
+        starts = (np.arange(n) * whole // n) * n_ctx  # window i of n, out of the stream's `whole`
+    else:
+        raise ValueError(f"unknown eval sample {sample!r}")
+    w = np.stack([tokens[s : s + n_ctx + 1] for s in starts]).astype(np.int64)
     return w[:, :-1], w[:, 1:]

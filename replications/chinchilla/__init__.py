@@ -24,6 +24,7 @@ REPLICATION = Replication(
             description="Approach 3 and Approach 2 refit on the published points; no training.",
             measure=measure,
             default_bootstrap=1000,
+            kind="refit",
         )
     },
     default_tier="refit",

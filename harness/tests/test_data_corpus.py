@@ -191,6 +191,12 @@ def test_sampler_visits_every_window_once_per_epoch():
     assert np.array_equal(x, x2)  # a pure function of (seed, step)
     vx, _ = eval_windows(tokens, 16, 48)
     assert vx.shape == (3, 16) and vx[0, 0] == 0
+    # "spread": the same number of windows, evenly over the stream (tokens[i] == i here), still whole windows
+    sx, sy = eval_windows(tokens, 16, 48, sample="spread")
+    whole = (len(tokens) - 1) // 16
+    assert sx.shape == (3, 16) and sx[:, 0].tolist() == [16 * (i * whole // 3) for i in range(3)]
+    assert np.array_equal(sx[:, 1:], sy[:, :-1]) and sx[-1, 0] > len(tokens) // 2
+    assert np.array_equal(eval_windows(tokens, 16, 10**6, "spread")[0], eval_windows(tokens, 16, 10**6)[0])
 
 
 def _tar(tmp_path, files: dict) -> tuple:
@@ -232,3 +238,14 @@ def test_pinned_sources_are_well_formed():
         assert s.url.startswith("https://files.pythonhosted.org/packages/") and s.filename.endswith(".tar.gz")
         assert len(s.sha256) == 64 and int(s.sha256, 16) >= 0 and s.licence
     assert len(corpus_mod.TEXT_SHA256) == 64
+
+
+def test_eval_sample_field_keeps_old_run_ids():
+    """eval_sample = "head" (the default) is left out of a config's canonical form and record, so every run id
+    made before the field existed is unchanged; "spread" is part of the identity; anything else is refused."""
+    from harness.config import TrainConfig
+
+    assert "eval_sample" not in TrainConfig().canonical() and "eval_sample" not in TrainConfig().to_dict()
+    assert TrainConfig(eval_sample="spread").canonical()["eval_sample"] == "spread"
+    with pytest.raises(UserError, match="eval_sample must be one of head, spread"):
+        TrainConfig.from_dict({"eval_sample": "middle"})

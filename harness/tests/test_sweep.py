@@ -47,6 +47,33 @@ def test_expand_grid_and_isoflop(data_dir):
         expand(_spec(data_dir, grid={"N": ["big"], "D": [1]}))
 
 
+def test_isoflop_tables_and_hoffmann_count(data_dir):
+    """[[isoflop]] gives each budget its own sizes; count = "hoffmann" spends C in the whole model's FLOPs."""
+    spec = _spec(
+        data_dir,
+        isoflop=[
+            {"C": [1e8], "N": [3e3, 1.2e4], "count": "hoffmann", "min_layers": 2},
+            {"C": [3e8], "N": [1.2e4]},
+        ],
+    )
+    del spec["grid"]
+    configs, dropped = expand(spec)
+    assert len(configs) == 3 and not dropped
+    assert [o.split()[0] for _, o in configs] == ["isoflop[0]", "isoflop[0]", "isoflop[1]"]
+    for cfg, _ in configs[:2]:
+        per_token = model_counts(cfg.model).flops_per_token_hoffmann
+        assert 1e8 - 64 * per_token < per_token * cfg.tokens <= 1e8 and cfg.model.args.n_layer >= 2
+    n = model_counts(configs[2][0].model).n_kaplan
+    assert configs[2][0].tokens == int(3e8 / (6 * n) // 64) * 64  # the default count is Kaplan's 6 N
+    bad = dict(spec, isoflop={"C": [1e8], "N": [3e3], "count": "mine"})
+    with pytest.raises(UserError, match=r"isoflop\.count must be one of kaplan, hoffmann"):
+        expand(bad)
+    with pytest.raises(UserError, match="list of tables"):
+        expand(dict(spec, isoflop=[1, 2]))
+    with pytest.raises(UserError, match=r"isoflop\[1\]\.N"):
+        expand(dict(spec, isoflop=[{"C": [1e8], "N": [3e3]}, {"C": [1e8], "N": ["x"]}]))
+
+
 def test_plan_rejects_budget_beyond_corpus(data_dir):
     with pytest.raises(UserError, match="epochs"):
         plan(_spec(data_dir, grid={"N": [3e3], "D": [1e7]}), log=lambda s: None)

@@ -18,6 +18,9 @@ from .constants import ISOFLOP_BUDGETS, ISOFLOP_TOL_DEX, PUBLISHED
 
 if TYPE_CHECKING:
     from .analysis import ChinchillaAudit
+    from .trained import TrainedAnalysis
+
+TABLE2_A = {1: 0.50, 2: 0.49, 3: 0.46}  # Hoffmann et al. 2022, Table 2 (also in claims.toml, section 5)
 
 
 def _loss(params, N, D):
@@ -102,4 +105,78 @@ def isoflop_profiles(audit: ChinchillaAudit):
         title=f"IsoFLOP profiles ({len(audit.profiles)} of {len(ISOFLOP_BUDGETS)} budgets usable)",
     )
     ax.legend(title="FLOPs", fontsize=7, ncol=2)
+    return fig
+
+
+# ---------------------------------------------------------------------------------------- trained tiers
+def trained_figures(an: TrainedAnalysis) -> dict:
+    """The figures of a trained tier: each approach's own figure (:func:`harness.report.plot_allocation`),
+    the learning curves with Approach 1's envelope, and the three N_opt(C) frontiers side by side."""
+    from harness.report import plot_allocation
+
+    figs = {}
+    r = an.runs
+    for k, res in an.allocations.items():
+        figs[f"approach{k}"] = plot_allocation(res, r["N_total"], r["loss"], r["C_hoffmann"] if k == 2 else None)
+    figs["learning_curves"] = learning_curves(an)
+    if an.allocations:
+        figs["frontiers"] = frontiers(an)
+    return figs
+
+
+def learning_curves(an: TrainedAnalysis):
+    """Every run's validation loss against its compute (k N D), coloured by size, with the envelope (the lowest
+    loss any run reached by each compute) that Approach 1 reads its sizes from."""
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    sizes = sorted({rec["scale"]["N_total"] for rec in an.runs.records})
+    cmap = plt.get_cmap("viridis")
+    seen = set()
+    for rec in an.runs.records:
+        n = rec["scale"]["N_total"]
+        t = np.asarray(rec["curve"]["tokens"], float)
+        v = np.array([np.nan if x is None else x for x in rec["curve"]["val_loss"]], float)
+        keep = t > 0
+        colour = cmap(sizes.index(n) / max(1, len(sizes) - 1))
+        ax.plot(an.k * n * t[keep], v[keep], color=colour, lw=0.8, alpha=0.8, label=None if n in seen else f"{n:.2g}")
+        seen.add(n)
+    res = an.allocations.get(1)
+    if res is not None and res.frontier is not None:
+        for b in an.budgets:
+            ax.axvline(b, color="0.85", lw=0.6, zorder=0)
+    ax.set(xscale="log", xlabel="compute k N D (FLOPs)", ylabel="validation loss",
+           title="Learning curves (grey: the IsoFLOP budgets)")  # fmt: skip
+    ax.legend(title="N (total)", fontsize=7, ncol=2)
+    return fig
+
+
+def frontiers(an: TrainedAnalysis):
+    """N_opt(C) from each approach with its exponent and interval, against the slope Table 2 reports (dashed,
+    drawn through our Approach 2 line at the middle budget)."""
+    fig, ax = plt.subplots(figsize=(6.5, 4.5))
+    grid = np.geomspace(an.budgets.min(), an.budgets.max(), 50)
+    for k, res in sorted(an.allocations.items()):
+        ci = "" if res.a.ci is None else f" [{res.a.ci[0]:.2f}, {res.a.ci[1]:.2f}]"
+        ax.plot(grid, res.n_opt(grid), color=f"C{k}", lw=1.6, label=f"Approach {k}: a = {res.a.value:.2f}{ci}")
+        if k == 2:
+            used = [b for b in res.budgets if not b.excluded]
+            ax.errorbar(
+                [b.budget for b in used],
+                [b.N_opt.value for b in used],
+                yerr=np.abs(np.array([b.N_opt.ci for b in used]).T - [b.N_opt.value for b in used])
+                if used and all(b.N_opt.ci is not None for b in used)
+                else None,
+                fmt="o",
+                color="C2",
+                ms=4,
+                capsize=2,
+            )
+    ref = an.allocations.get(2) or next(iter(an.allocations.values()))
+    n_mid = float(ref.n_opt(an.middle))
+    for k, a in TABLE2_A.items():
+        if k == 2:
+            ax.plot(grid, n_mid * (grid / an.middle) ** a, color="0.4", ls="--", lw=1, label=f"Table 2 slope {a}")
+    ax.plot(grid, n_mid * (grid / an.middle) ** 0.73, color="tab:red", ls=":", lw=1, label="Kaplan et al. slope 0.73")
+    ax.set(xscale="log", yscale="log", xlabel="compute C (FLOPs, Hoffmann et al.'s count)",
+           ylabel="compute-optimal N (total parameters)", title="Compute-optimal size: three approaches")  # fmt: skip
+    ax.legend(fontsize=7)
     return fig

@@ -9,8 +9,10 @@ multi-GB CUDA build of torch by pointing pip at a CPU wheel, e.g. ``PIP_CONSTRAI
     nox -s notebooks              # execute every notebook, 300 s per cell at most
     nox -s bench                  # pytest-benchmark benchmarks, side by side with their baselines
     nox -s fuzz                   # ~200 bad inputs at the CLI and API; prints how many were refused cleanly
-    nox -s replicate              # every replication at its quickest tier (kaplan: smoke; chinchilla: refit)
+    nox -s replicate              # every replication at its quickest tier (its smoke tier, else its refit)
     nox -s replicate -- kaplan --tier cpu  # arguments after -- go to 'scaling replicate'
+    nox -s gpu                    # the GPU check in one command (~7.5 min on one H100/H200; needs CUDA)
+    nox -s gpu -- --dry-run       # the same steps on CPU (~1 min on 2 cores), into a temp folder
 """
 
 from __future__ import annotations
@@ -121,3 +123,13 @@ def replicate(session: nox.Session) -> None:
     bindir = _shared_env(session)
     names = session.posargs or ["--all", "--smoke"]
     session.run(str(bindir / "scaling"), "replicate", *names, env=_env(), external=True)
+
+
+@nox.session(venv_backend="none", default=False)
+def gpu(session: nox.Session) -> None:
+    """The GPU check (harness/benchmarks/gpu_check.py): GPU tests, kernel and training-step benchmarks, a small
+    GPU sweep and the issue's goals, with a hard deadline; arguments after -- go to it (e.g. -- --dry-run)."""
+    bindir = _shared_env(session, "test")
+    session.run(
+        str(bindir / "python"), "-m", "harness.benchmarks.gpu_check", *session.posargs, env=_env(), external=True
+    )

@@ -105,13 +105,17 @@ def corpus_documents() -> list[tuple[str, str]]:
         return [(d["id"], d["text"]) for d in map(json.loads, fh)]
 
 
+def default_tokens_dir(tokenizer: str = "bpe", vocab_size: int = DEFAULT_BPE_VOCAB) -> Path:
+    """Where the default corpus tokenised with ``tokenizer`` lives (it is prepared when it has ``meta.json``)."""
+    return corpus_dir() / ("byte" if tokenizer == "byte" else f"bpe{vocab_size}")
+
+
 def prepared_default(tokenizer: str = "bpe", vocab_size: int = DEFAULT_BPE_VOCAB, log=print) -> TokenData:
     """The default corpus tokenised (built and prepared on first use)."""
-    name = "byte" if tokenizer == "byte" else f"bpe{vocab_size}"
-    out = corpus_dir() / name
+    out = default_tokens_dir(tokenizer, vocab_size)
     if (out / "meta.json").exists():
         return TokenData.open(out)
-    log(f"preparing the default corpus ({name}) in {out} ...")
+    log(f"preparing the default corpus ({out.name}) in {out} ...")
     manifest_path = corpus_dir() / "manifest.json"
     docs = corpus_documents()
     manifest = json.loads(manifest_path.read_text())

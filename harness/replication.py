@@ -147,11 +147,19 @@ class Replication:
     claims_path: Path
     tiers: dict[str, Tier]
     default_tier: str  # the tier whose verdicts the claims file records (``scaling audit`` without --tier)
-    smoke_tier: str | None = None  # the quickest end-to-end tier (``scaling replicate --smoke``, CI)
+    # the quickest end-to-end tier, or tiers (``scaling replicate --smoke``, CI): a replication with a refit and a
+    # trained tier names both, so CI pushes each kind of claim through its whole pipeline
+    smoke_tier: str | tuple[str, ...] | None = None
     datasets: tuple[PublishedDataset, ...] = ()  # published data it audits (``scaling data list`` / ``fetch``)
 
     def claims(self) -> ClaimsFile:
         return load_claims(self.claims_path)
+
+    def smoke_tiers(self) -> tuple[str, ...]:
+        """The tiers ``scaling replicate --smoke`` runs: :attr:`smoke_tier`, else the default tier."""
+        if self.smoke_tier is None:
+            return (self.default_tier,)
+        return (self.smoke_tier,) if isinstance(self.smoke_tier, str) else tuple(self.smoke_tier)
 
     def tier(self, name: str | None) -> Tier:
         name = name or self.default_tier

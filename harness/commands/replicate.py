@@ -89,13 +89,19 @@ def run(args) -> int:
 
 
 def _replicate(name: str, args, out: Path | None) -> None:
-    from ..claims import format_table
-    from ..replication import audit, get, write_results
+    from ..replication import get
 
-    tier = args.tier
-    if args.smoke:
-        rep = get(name)
-        tier = rep.smoke_tier or rep.default_tier
+    if not args.smoke:
+        return _replicate_tier(name, args.tier, args, out)
+    tiers = get(name).smoke_tiers()
+    for tier in tiers:  # several: each tier's results in its own folder below --out
+        _replicate_tier(name, tier, args, out / tier if out is not None and len(tiers) > 1 else out)
+
+
+def _replicate_tier(name: str, tier: str | None, args, out: Path | None) -> None:
+    from ..claims import format_table
+    from ..replication import audit, write_results
+
     a = audit(
         name,
         tier=tier,

@@ -185,12 +185,34 @@ def test_unjudged_tier_shows_numbers_but_judges_nothing(monkeypatch, capsys, chi
     assert all(c["measured"] is not None for c in claims if c["id"].startswith("besiroglu.sum_fit"))
 
 
-def test_replicate_smoke_falls_back_to_the_default_tier(tmp_path, capsys, chinchilla_data):
-    # chinchilla has no smoke tier: --smoke runs its default (refit), which is quick already
+def test_replicate_smoke_falls_back_to_the_default_tier(tmp_path, monkeypatch, chinchilla_data):
+    # a replication without a smoke tier: --smoke runs its default tier (here chinchilla's refit, quick already)
+    from dataclasses import replace
+
+    from harness import replication
+
+    rep = replication.get("chinchilla")
+    monkeypatch.setattr(replication, "get", lambda name: replace(rep, smoke_tier=None))
     assert main(["replicate", "chinchilla", "--smoke", "--bootstrap", "20", "--out", str(tmp_path)]) == 0
     audit = json.loads((tmp_path / "audit.json").read_text())
     assert audit["tier"] == "refit" and len(audit["claims"]) == 17
     assert main(["replicate", "chinchilla", "--smoke", "--tier", "refit"]) == 2
+
+
+def test_replicate_smoke_runs_every_smoke_tier_into_its_own_folder(tmp_path, monkeypatch, chinchilla_data):
+    # chinchilla names two smoke tiers (its refit and its trained smoke tier); each gets its own folder in --out
+    from dataclasses import replace
+
+    from harness import replication
+
+    rep = replication.get("chinchilla")
+    assert rep.smoke_tiers() == ("refit", "smoke")
+    again = replace(rep.tiers["refit"], name="refit-again")
+    fake = replace(rep, tiers={**rep.tiers, "refit-again": again}, smoke_tier=("refit", "refit-again"))
+    monkeypatch.setattr(replication, "get", lambda name: fake)
+    assert main(["replicate", "chinchilla", "--smoke", "--bootstrap", "20", "--out", str(tmp_path)]) == 0
+    for tier in ("refit", "refit-again"):
+        assert json.loads((tmp_path / tier / "audit.json").read_text())["tier"] == tier
 
 
 def test_replicate_all_runs_past_a_failing_replication_and_reports_it(tmp_path, monkeypatch, capsys):

@@ -65,6 +65,6 @@ REPLICATION = Replication(
         "gpu": _trained("gpu", "the IsoFLOP plan at 1e14 - 3.2e15 FLOPs for one H100-class GPU (bf16)"),
     },
     default_tier="refit",
-    smoke_tier="smoke",
+    smoke_tier=("refit", "smoke"),
     datasets=(CHINCHILLA,),
 )

@@ -328,24 +328,8 @@ def approach1(
     """Hoffmann et al.'s Approach 1 on learning curves: one row per (run, evaluation), ``D`` the tokens seen
     by then and ``L`` the loss. The envelope is taken from the end of the run with the least compute to the
     end of the one with the most (before it, the envelope is warmup transients of the smallest model)."""
-    run = np.asarray(run)
-    N = _column(N, names[1])
-    D = _column(D, names[2], N.size)
-    L = _column(L, names[3], N.size)
-    if run.shape != N.shape:
-        raise FitInputError(f"{names[0]} must have one label per row, got {run.size} for {N.size} rows")
     at = _check_level_args(n_bootstrap, seed, tokens_at)
-    labels = list(dict.fromkeys(run.tolist()))
-    curves = []
-    for lab in labels:
-        i = np.flatnonzero(run == lab)
-        if np.unique(N[i]).size != 1:
-            raise FitInputError(f"{names[0]} {lab!r}: its rows give more than one {names[1]}")
-        order = np.argsort(D[i])
-        d = D[i][order]
-        if np.unique(d).size != d.size:
-            raise FitInputError(f"{names[0]} {lab!r}: two rows at the same {names[2]} = {d[np.diff(d) == 0][0]:g}")
-        curves.append((float(N[i][0]), d, L[i][order]))
+    curves = [c for _, c in _curves(run, N, D, L, names)]
     if len({n for n, _, _ in curves}) < 3:
         raise FitInputError(f"the envelope needs learning curves of 3 or more sizes, got {len(curves)} run(s)")
 
@@ -380,6 +364,71 @@ def approach1(
         f"C = {fr.compute[keep].min():.3g} and {fr.compute[keep].max():.3g}; bootstrap over whole runs"
     ]
     return Allocation(1, a_est, b_est, c, k, n_bootstrap, failed, [], tpp, notes, (fr.compute[keep], fr.n_params[keep]))
+
+
+def _curves(run, N, D, L, names) -> list[tuple[object, tuple[float, np.ndarray, np.ndarray]]]:
+    """Rows (run label, N, tokens D, loss) as one learning curve per run: (label, (N, D sorted, L))."""
+    run = np.asarray(run)
+    N = _column(N, names[1])
+    D = _column(D, names[2], N.size)
+    L = _column(L, names[3], N.size)
+    if run.shape != N.shape:
+        raise FitInputError(f"{names[0]} must have one label per row, got {run.size} for {N.size} rows")
+    out = []
+    for lab in dict.fromkeys(run.tolist()):
+        i = np.flatnonzero(run == lab)
+        if np.unique(N[i]).size != 1:
+            raise FitInputError(f"{names[0]} {lab!r}: its rows give more than one {names[1]}")
+        order = np.argsort(D[i])
+        d = D[i][order]
+        if np.unique(d).size != d.size:
+            raise FitInputError(f"{names[0]} {lab!r}: two rows at the same {names[2]} = {d[np.diff(d) == 0][0]:g}")
+        out.append((lab, (float(N[i][0]), d, L[i][order])))
+    return out
+
+
+def budget_points(
+    run,
+    N,
+    D,
+    L,
+    budgets,
+    *,
+    k: float = 6.0,
+    tol: float = 0.1,
+    names: tuple[str, str, str, str] = ("run", "N", "D", "loss"),
+) -> dict[str, np.ndarray]:
+    """IsoFLOP points read off learning curves, as Porian et al. (2024, arXiv:2406.19146, their released
+    analysis) do: for each run and each budget ``C`` its curve passes (compute ``k N D``), the loss there,
+    interpolated linearly in log loss against log compute between the two evaluations around it; a budget
+    beyond the curve's ends by at most ``tol`` (relative) takes the end's loss; farther, the run has no point at
+    that budget. Returns columns ``run``, ``N``, ``C``, ``D`` and ``loss`` for :func:`approach2`.
+
+    Valid only for runs whose learning-rate schedule does not depend on where they are read: a constant rate,
+    or one cosine over a horizon fixed for every budget (Kaplan et al.'s schedule). A run whose cosine is matched
+    to its own length is at an IsoFLOP point only at its end (Hoffmann et al.)."""
+    budgets = _column(budgets, "budgets")
+    if not (np.isfinite(tol) and 0 <= tol < 1):
+        raise FitInputError(f"tol must be a fraction in [0, 1), got {tol!r}")
+    rows: dict[str, list] = {"run": [], "N": [], "C": [], "D": [], "loss": []}
+    for lab, (n, d, loss) in _curves(run, N, D, L, names):
+        lc, ll = np.log(k * n * d), np.log(loss)
+        for c in budgets:
+            x = np.log(c)
+            if lc[0] <= x <= lc[-1]:
+                y = float(np.exp(np.interp(x, lc, ll)))
+            elif lc[-1] < x <= lc[-1] + np.log1p(tol):
+                y = float(loss[-1])
+            elif lc[0] - np.log1p(tol) <= x < lc[0]:
+                y = float(loss[0])
+            else:
+                continue
+            for key, v in zip(rows, (lab, n, c, c / (k * n), y), strict=True):
+                rows[key].append(v)
+    out = {key: np.asarray(v, dtype=object if key == "run" else float) for key, v in rows.items()}
+    if not out["C"].size:
+        raise FitInputError(f"no learning curve reaches any of the budgets {', '.join(f'{c:.3g}' for c in budgets)}")
+    return out
 
 
 # --------------------------------------------------------------------------------------------- Approach 3

@@ -72,6 +72,29 @@ def test_approach1_recovers_a_from_learning_curves():
     assert res.a.value == pytest.approx(TRUE_A, abs=0.03)
 
 
+def test_budget_points_read_isoflop_profiles_off_long_runs():
+    """One long run per size (a schedule that does not depend on the budget): the loss at each budget is read off
+    its curve (Porian et al.'s procedure) and Approach 2 on those points recovers a."""
+    budgets = np.geomspace(1e17, 1e20, 5)
+    run, N, D, L = [], [], [], []
+    for i, n in enumerate(np.geomspace(2e7, 4e9, 15)):
+        for d in np.geomspace(1e17 / (6 * n) / 2, 1e20 / (6 * n) * 1.05, 40):  # curves from below to past the budgets
+            run.append(f"r{i}"), N.append(n), D.append(d), L.append(loss(n, d))
+    pts = optimal.budget_points(np.array(run), N, D, L, budgets, k=6.0)
+    assert pts["C"].size == 15 * 5 and set(np.unique(pts["C"])) == set(budgets)
+    # interpolation between evaluations 0.09 dex apart: within 0.1% of the law at each budget
+    assert pts["loss"] == pytest.approx(loss(pts["N"], pts["D"]), rel=1e-3)
+    res = optimal.approach2(pts["N"], pts["C"], pts["loss"], n_bootstrap=0)
+    assert res.a.value == pytest.approx(TRUE_A, abs=0.01)
+    # a budget past a curve's end by more than tol gives that run no point; within tol, the end's loss
+    one = optimal.budget_points(["a", "a"], [1e8, 1e8], [1e9, 2e9], [3.0, 2.9], [6e17 * 2.1, 6e17 * 2.3], tol=0.1)
+    assert one["C"].tolist() == [6e17 * 2.1] and one["loss"].tolist() == [2.9]
+    with pytest.raises(FitInputError, match="no learning curve reaches"):
+        optimal.budget_points(["a"], [1e8], [1e9], [3.0], [1e30])
+    with pytest.raises(FitInputError, match="tol must be"):
+        optimal.budget_points(["a"], [1e8], [1e9], [3.0], [1e18], tol=2.0)
+
+
 def test_cli_isoflop_json_and_plot(tmp_path, capsys):
     N, _D, C, L = isoflop_runs()
     csv = tmp_path / "runs.csv"

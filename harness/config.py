@@ -22,7 +22,7 @@ EVAL_SAMPLES = ("head", "spread")  # cosine decays to this fraction of the peak 
 BYTE_VOCAB = 256
 MAX_SEED = 2**64 - 1  # torch.manual_seed takes seeds up to this
 
-INT_FIELDS = ("tokens", "batch_tokens", "seed", "eval_points", "eval_tokens", "final_eval_tokens")
+INT_FIELDS = ("tokens", "batch_tokens", "seed", "eval_points", "eval_tokens", "final_eval_tokens", "horizon_tokens")
 FLOAT_FIELDS = ("lr", "weight_decay", "grad_clip", "warmup", "max_epochs")
 
 # Training-memory estimate (see TrainConfig.memory_estimate): a guard against absurd sizes, not a prediction.
@@ -59,6 +59,9 @@ class TrainConfig:
     grad_clip: float = 1.0
     schedule: str = "hoffmann"  # "hoffmann": warmup + cosine to 10 %; "kaplan": warmup + cosine to 0
     warmup: float = 0.05  # fraction of the steps spent in linear warmup
+    # the schedule's length in tokens when it is not the run's own (None): a cosine over a horizon fixed for
+    # every run and longer than it, as Kaplan et al. (2020) used (one 2.5e5-step schedule for all runs)
+    horizon_tokens: int | None = None
     seed: int = 0
     eval_points: int = 12  # evaluations at log-spaced steps (plus step 0 and the last step)
     eval_tokens: int = 32768  # size of the fixed validation set (see eval_sample)
@@ -103,6 +106,11 @@ class TrainConfig:
 
             if self.recipe not in RECIPES:
                 raise UserError(f"unknown recipe {self.recipe!r}; recipes: {', '.join(RECIPES)}")
+        if self.horizon_tokens is not None and self.horizon_tokens < self.tokens:
+            raise UserError(
+                f"horizon_tokens ({self.horizon_tokens}) must be at least the run's tokens ({self.tokens}): a schedule "
+                "shorter than the run would end before it"
+            )
         if self.final_eval_tokens is not None and self.final_eval_tokens < self.eval_tokens:
             raise UserError(
                 f"final_eval_tokens ({self.final_eval_tokens}) must be at least eval_tokens ({self.eval_tokens})"
@@ -125,8 +133,9 @@ class TrainConfig:
         for name in ("tokens", "batch_tokens", "eval_points", "eval_tokens"):
             whole(name, 1)
         whole("seed", 0, MAX_SEED, "a whole number in [0, 2**64 - 1]")
-        if self.final_eval_tokens is not None:
-            whole("final_eval_tokens", 1)
+        for name in ("final_eval_tokens", "horizon_tokens"):
+            if getattr(self, name) is not None:
+                whole(name, 1)
         if self.lr is not None:
             real("lr", lambda v: v > 0, "a positive finite number")
         real("weight_decay", lambda v: v >= 0, "a finite number >= 0")
@@ -190,7 +199,7 @@ class TrainConfig:
     def to_dict(self) -> dict[str, Any]:
         """Every field, the model flat (``{"name": "gpt", "n_layer": ...}``): what records and manifests show."""
         d = {f.name: getattr(self, f.name) for f in fields(self)}
-        for k in ("recipe", "final_eval_tokens"):  # shown only when set (so older configs read as they did)
+        for k in ("recipe", "final_eval_tokens", "horizon_tokens"):  # shown only when set (older configs read as before)
             if d[k] is None:
                 del d[k]
         if d["eval_sample"] == "head":

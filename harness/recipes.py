@@ -20,6 +20,16 @@ changing later. ``N`` below is the Kaplan non-embedding parameter count.
     App. B: a cosine cycle longer than the run overestimates its loss);
   - AdamW beta2 = 0.99, beta1 = 0.9, weight decay 0.1 (Porian et al. 2024: tuning beta2 is essential at
     small batch sizes, where the usual 0.95 falls behind a larger value; our 16-sequence batches are small).
+
+The rungs of Porian et al.'s (2024) ladder from Kaplan's recipe to Chinchilla's, each Kaplan's optimiser
+settings (eq. D.1 learning rate, Adam betas (0.9, 0.95)) with one more correction:
+
+* ``kaplan-long``: Kaplan et al.'s schedule at our scale: a warmup of ``LONG_WARMUP_TOKENS`` for every size and
+  one cosine to zero over ``LONG_HORIZON_TOKENS``, the same for every run and longer than any, so a run stops
+  with its learning rate barely decayed and is read at every budget its curve passes (Kaplan et al. trained
+  every model on one 2.5e5-step schedule with a 3,000-step warmup: 1.2 % of it; ours is 1.2 % of our horizon);
+* ``kaplan-short``: the same with a warmup of ~N tokens (Porian et al.'s correction);
+* ``kaplan-matched``: ~N tokens of warmup and a cosine to 10 % over exactly the run (Hoffmann et al.).
 """
 
 from __future__ import annotations
@@ -37,6 +47,10 @@ from .errors import UserError
 # tier's own budgets before trusting the rule there.
 TUNED_LR_A = 0.03057
 TUNED_LR_B = 0.1717
+# Kaplan et al.'s schedule scaled to our runs: a horizon 3.7x our longest run (2.7e7 tokens), and a warmup that
+# is the same fraction of it as their 3,000 steps of 2.5e5 (see the module docstring)
+LONG_HORIZON_TOKENS = 100_000_000
+LONG_WARMUP_TOKENS = 1_200_000
 
 
 @dataclass(frozen=True)
@@ -83,9 +97,40 @@ def _tuned(n: float, tokens: int, batch_tokens: int, lr: float | None = None) ->
     }
 
 
+def _kaplan_opt(n: float) -> dict[str, Any]:
+    return {"lr": kaplan_lr(n), "betas": (0.9, 0.95)}
+
+
+def _kaplan_long(n: float, tokens: int, batch_tokens: int, short_warmup: bool = False) -> dict[str, Any]:
+    if tokens > LONG_HORIZON_TOKENS:
+        raise UserError(f"a run of {tokens:,} tokens is longer than the long schedule ({LONG_HORIZON_TOKENS:,})")
+    if short_warmup:
+        warm = warmup_fraction(n, tokens, batch_tokens)
+    else:
+        if tokens <= LONG_WARMUP_TOKENS:
+            raise UserError(f"a run of {tokens:,} tokens ends inside the long warmup ({LONG_WARMUP_TOKENS:,} tokens)")
+        warm = LONG_WARMUP_TOKENS / tokens
+    return {**_kaplan_opt(n), "schedule": "kaplan", "warmup": warm, "horizon_tokens": LONG_HORIZON_TOKENS}
+
+
+def _kaplan_matched(n: float, tokens: int, batch_tokens: int) -> dict[str, Any]:
+    return {**_kaplan_opt(n), "schedule": "hoffmann", "warmup": warmup_fraction(n, tokens, batch_tokens)}
+
+
 RECIPES: dict[str, Recipe] = {
     "kaplan": Recipe("kaplan", "Kaplan et al. 2020: eq. D.1 learning rate, 5 % warmup, cosine to zero", _kaplan),
     "tuned": Recipe("tuned", "fitted LR(N), ~N tokens warmup, cosine to 10 % over the run, beta2 0.99", _tuned),
+    "kaplan-long": Recipe(
+        "kaplan-long", "Kaplan's optimiser, a fixed long warmup and one long cosine for every run", _kaplan_long
+    ),
+    "kaplan-short": Recipe(
+        "kaplan-short",
+        "kaplan-long with ~N tokens of warmup",
+        lambda n, tokens, batch: _kaplan_long(n, tokens, batch, short_warmup=True),
+    ),
+    "kaplan-matched": Recipe(
+        "kaplan-matched", "Kaplan's optimiser, ~N tokens of warmup, cosine to 10 % over the run", _kaplan_matched
+    ),
 }
 
 

@@ -45,7 +45,8 @@ DIVERGENCE_FACTOR = 1.5  # a training loss above 1.5 ln(vocab) (worse than unifo
 
 # ------------------------------------------------------------------------------------------ the recipe
 def lr_at(step: int, steps: int, peak: float, warmup_steps: int, final_ratio: float) -> float:
-    """Linear warmup over ``warmup_steps``, then cosine from ``peak`` to ``final_ratio * peak``."""
+    """Linear warmup over ``warmup_steps``, then cosine from ``peak`` to ``final_ratio * peak`` at step ``steps``
+    (the schedule's length: the run's, or a longer horizon the run stops before)."""
     if step < warmup_steps:
         return peak * (step + 1) / warmup_steps
     progress = (step - warmup_steps) / max(1, steps - warmup_steps)
@@ -104,6 +105,7 @@ class RunPlan:
     final_lr_ratio: float
     epochs: float
     eval_steps: list[int]
+    schedule_steps: int  # the cosine's length: ``steps``, or the horizon's when the config sets one
 
     @classmethod
     def of(cls, cfg: TrainConfig, data: TokenData) -> RunPlan:
@@ -119,10 +121,11 @@ class RunPlan:
             final_lr_ratio=SCHEDULES[cfg.schedule],
             epochs=check_budget(cfg, data),
             eval_steps=eval_schedule(steps, cfg.eval_points),
+            schedule_steps=steps if cfg.horizon_tokens is None else cfg.horizon_tokens // cfg.batch_tokens,
         )
 
     def lr(self, step: int) -> float:
-        return lr_at(step, self.steps, self.peak_lr, self.warmup_steps, self.final_lr_ratio)
+        return lr_at(step, self.schedule_steps, self.peak_lr, self.warmup_steps, self.final_lr_ratio)
 
 
 @dataclass
@@ -322,6 +325,7 @@ def make_record(cfg, ident, plan, state, data, model, evals, status, reason, by_
             "eval_tokens": evals[0],
             **({"final_eval_tokens": evals[1]} if cfg.final_eval_tokens is not None else {}),
             "eval_steps": plan.eval_steps,
+            **({"schedule_steps": plan.schedule_steps} if cfg.horizon_tokens is not None else {}),
         },
         model=cfg.model.to_dict(),
         counts=counts,

@@ -145,6 +145,24 @@ def test_schedules():
     assert kaplan_lr(1e6) == pytest.approx(0.003239 - 0.0001395 * math.log(1e6))
 
 
+def test_fixed_horizon_schedule(data, tmp_path):
+    """horizon_tokens: one cosine over a horizon longer than the run (Kaplan et al.'s schedule); the run stops
+    early, its learning rate still high. Absent, the record and run id are what they were before the field."""
+    from harness.train import RunPlan
+
+    cfg = tiny_config(tokens=64 * 8, horizon_tokens=64 * 32, warmup=0.25, schedule="kaplan")
+    plan = RunPlan.of(cfg, data)
+    assert plan.steps == 8 and plan.schedule_steps == 32 and plan.warmup_steps == 2
+    assert plan.lr(7) == pytest.approx(lr_at(7, 32, plan.peak_lr, 2, 0.0)) and plan.lr(7) > 0.9 * plan.peak_lr
+    rec = train(cfg, tmp_path, data=data, threads=1)
+    assert rec["resolved"]["schedule_steps"] == 32 and rec["curve"]["lr"][-1] > 0.9 * plan.peak_lr
+    plain = tiny_config(tokens=64 * 8)
+    assert "horizon_tokens" not in plain.canonical() and "horizon_tokens" not in plain.to_dict()
+    assert RunPlan.of(plain, data).schedule_steps == 8
+    with pytest.raises(UserError, match="horizon_tokens .* must be at least the run's tokens"):
+        tiny_config(tokens=64 * 8, horizon_tokens=64 * 4)
+
+
 def test_run_table_feeds_the_fit_library(data, tmp_path):
     from harness.fit import ScalingLaw
 

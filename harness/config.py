@@ -199,7 +199,11 @@ class TrainConfig:
     def to_dict(self) -> dict[str, Any]:
         """Every field, the model flat (``{"name": "gpt", "n_layer": ...}``): what records and manifests show."""
         d = {f.name: getattr(self, f.name) for f in fields(self)}
-        for k in ("recipe", "final_eval_tokens", "horizon_tokens"):  # shown only when set (older configs read as before)
+        for k in (
+            "recipe",
+            "final_eval_tokens",
+            "horizon_tokens",
+        ):  # shown only when set (older configs read as before)
             if d[k] is None:
                 del d[k]
         if d["eval_sample"] == "head":

@@ -24,7 +24,8 @@ changing later. ``N`` below is the Kaplan non-embedding parameter count.
 The rungs of Porian et al.'s (2024) ladder from Kaplan's recipe to Chinchilla's, each Kaplan's optimiser
 settings (eq. D.1 learning rate, Adam betas (0.9, 0.95)) with one more correction:
 
-* ``kaplan-long``: Kaplan et al.'s schedule at our scale: a warmup of ``LONG_WARMUP_TOKENS`` for every size and
+* ``kaplan-long``: Kaplan et al.'s schedule at our scale: a warmup of ``LONG_WARMUP_TOKENS`` for every size (at
+  most a quarter of the run, as for the ~N rule) and
   one cosine to zero over ``LONG_HORIZON_TOKENS``, the same for every run and longer than any, so a run stops
   with its learning rate barely decayed and is read at every budget its curve passes (Kaplan et al. trained
   every model on one 2.5e5-step schedule with a 3,000-step warmup: 1.2 % of it; ours is 1.2 % of our horizon);
@@ -81,7 +82,8 @@ def _kaplan(n: float, tokens: int, batch_tokens: int) -> dict[str, Any]:
 
 
 def warmup_fraction(n: float, tokens: int, batch_tokens: int) -> float:
-    """About ``n`` tokens of warmup as a fraction of the run: at least one step, at most a quarter."""
+    """About ``n`` tokens of warmup (``n`` the model's N for the ~N rule) as a fraction of the run: at least one
+    step, at most a quarter."""
     steps = max(1, tokens // batch_tokens)
     warm_steps = min(max(1, round(n / batch_tokens)), max(1, steps // 4))
     return warm_steps / steps if steps > 1 else 0.0
@@ -104,12 +106,7 @@ def _kaplan_opt(n: float) -> dict[str, Any]:
 def _kaplan_long(n: float, tokens: int, batch_tokens: int, short_warmup: bool = False) -> dict[str, Any]:
     if tokens > LONG_HORIZON_TOKENS:
         raise UserError(f"a run of {tokens:,} tokens is longer than the long schedule ({LONG_HORIZON_TOKENS:,})")
-    if short_warmup:
-        warm = warmup_fraction(n, tokens, batch_tokens)
-    else:
-        if tokens <= LONG_WARMUP_TOKENS:
-            raise UserError(f"a run of {tokens:,} tokens ends inside the long warmup ({LONG_WARMUP_TOKENS:,} tokens)")
-        warm = LONG_WARMUP_TOKENS / tokens
+    warm = warmup_fraction(LONG_WARMUP_TOKENS if not short_warmup else n, tokens, batch_tokens)
     return {**_kaplan_opt(n), "schedule": "kaplan", "warmup": warm, "horizon_tokens": LONG_HORIZON_TOKENS}
 
 

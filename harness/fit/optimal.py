@@ -394,13 +394,14 @@ def budget_points(
     L,
     budgets,
     *,
-    k: float = 6.0,
+    k=6.0,
     tol: float = 0.1,
     names: tuple[str, str, str, str] = ("run", "N", "D", "loss"),
 ) -> dict[str, np.ndarray]:
     """IsoFLOP points read off learning curves, as Porian et al. (2024, arXiv:2406.19146, their released
     analysis) do: for each run and each budget ``C`` its curve passes (compute ``k N D``), the loss there,
-    interpolated linearly in log loss against log compute between the two evaluations around it; a budget
+    interpolated linearly in log loss against log compute between the two evaluations around it (``k``: FLOPs
+    per parameter per token, one value or one per row, constant within a run); a budget
     beyond the curve's ends by at most ``tol`` (relative) takes the end's loss; farther, the run has no point at
     that budget. Returns columns ``run``, ``N``, ``C``, ``D`` and ``loss`` for :func:`approach2`.
 
@@ -411,8 +412,14 @@ def budget_points(
     if not (np.isfinite(tol) and 0 <= tol < 1):
         raise FitInputError(f"tol must be a fraction in [0, 1), got {tol!r}")
     rows: dict[str, list] = {"run": [], "N": [], "C": [], "D": [], "loss": []}
+    labels = np.asarray(run)
+    k_rows = _column(np.broadcast_to(np.asarray(k, dtype=float), labels.shape), "k", labels.size)
     for lab, (n, d, loss) in _curves(run, N, D, L, names):
-        lc, ll = np.log(k * n * d), np.log(loss)
+        k_run = np.unique(k_rows[labels == lab])
+        if k_run.size != 1:
+            raise FitInputError(f"{names[0]} {lab!r}: its rows give more than one k (FLOPs per parameter per token)")
+        kr = float(k_run[0])
+        lc, ll = np.log(kr * n * d), np.log(loss)
         for c in budgets:
             x = np.log(c)
             if lc[0] <= x <= lc[-1]:
@@ -423,7 +430,7 @@ def budget_points(
                 y = float(loss[0])
             else:
                 continue
-            for key, v in zip(rows, (lab, n, c, c / (k * n), y), strict=True):
+            for key, v in zip(rows, (lab, n, c, c / (kr * n), y), strict=True):
                 rows[key].append(v)
     out = {key: np.asarray(v, dtype=object if key == "run" else float) for key, v in rows.items()}
     if not out["C"].size:

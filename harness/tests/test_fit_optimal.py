@@ -91,6 +91,13 @@ def test_budget_points_read_isoflop_profiles_off_long_runs():
     assert one["C"].tolist() == [6e17 * 2.1] and one["loss"].tolist() == [2.9]
     with pytest.raises(FitInputError, match="no learning curve reaches"):
         optimal.budget_points(["a"], [1e8], [1e9], [3.0], [1e30])
+    # k per row (each run its own FLOPs per parameter per token): a run at k = 12 reaches each budget in half the D
+    two = optimal.budget_points(
+        ["a", "a", "b", "b"], [1e8] * 4, [1e9, 2e9] * 2, [3.0, 2.9] * 2, [1.2e18], k=[6, 6, 12, 12]
+    )
+    assert two["D"].tolist() == [2e9, 1e9] and two["loss"] == pytest.approx([2.9, 3.0])
+    with pytest.raises(FitInputError, match="more than one k"):
+        optimal.budget_points(["a", "a"], [1e8] * 2, [1e9, 2e9], [3.0, 2.9], [1.2e18], k=[6, 7])
     with pytest.raises(FitInputError, match="tol must be"):
         optimal.budget_points(["a"], [1e8], [1e9], [3.0], [1e18], tol=2.0)
 

@@ -50,16 +50,17 @@ def test_tuned_recipe_warms_up_for_about_n_tokens_and_decays_over_the_run():
 def test_the_ladder_recipes_change_one_thing_each():
     """Porian et al.'s rungs: Kaplan's optimiser throughout; long warmup + long fixed cosine, then ~N warmup,
     then a cosine matched to the run."""
-    long, short, matched = (_cfg(recipe=r) for r in ("kaplan-long", "kaplan-short", "kaplan-matched"))
+    long, short, matched = (
+        _cfg(recipe=r, tokens=16_384_000) for r in ("kaplan-long", "kaplan-short", "kaplan-matched")
+    )
     n = model_counts(long.model).n_kaplan
     for c in (long, short, matched):
         assert c.lr == pytest.approx(recipes.kaplan_lr(n)) and c.betas == (0.9, 0.95)
-    assert long.warmup * long.tokens == pytest.approx(recipes.LONG_WARMUP_TOKENS)
+    assert abs(long.warmup * long.tokens - recipes.LONG_WARMUP_TOKENS) <= long.batch_tokens  # whole steps
     assert long.horizon_tokens == short.horizon_tokens == recipes.LONG_HORIZON_TOKENS and long.schedule == "kaplan"
     assert short.warmup == matched.warmup == recipes.warmup_fraction(n, short.tokens, short.batch_tokens)
     assert matched.horizon_tokens is None and matched.schedule == "hoffmann"
-    with pytest.raises(UserError, match="ends inside the long warmup"):
-        _cfg(recipe="kaplan-long", tokens=4096 * 100)
+    assert _cfg(recipe="kaplan-long", tokens=4096 * 100).warmup == 0.25  # never more than a quarter of the run
     with pytest.raises(UserError, match="longer than the long schedule"):
         _cfg(recipe="kaplan-short", tokens=recipes.LONG_HORIZON_TOKENS + 4096)
 

@@ -19,6 +19,7 @@ Claim fields::
     tolerance = { abs = 0.002 }            # or rel, ci, min, max, equals (below)
     why = "one line: why this width"
     recorded = "PASS"                      # optional: last verified verdict (regression guard), or per tier
+    tiers = ["cpu", "gpu"]                 # optional: the tiers that judge it (default: every tier of its kind)
 
 Tolerance kinds:
 
@@ -74,6 +75,7 @@ class Claim:
     why: str
     recorded: str | dict[str, str] | None = None  # a verdict (the default tier's) or {tier: verdict}
     notes: str = ""
+    tiers: tuple[str, ...] | None = None  # the tiers that judge it; None: every tier of its kind
 
     def recorded_for(self, tier: str | None, default_tier: str | None = None) -> str | None:
         """The verdict recorded for ``tier``: a plain ``recorded`` string is the default tier's."""
@@ -134,11 +136,13 @@ class ClaimsFile:
     title: str
     claims: list[Claim] = field(default_factory=list)
 
-    def of_kind(self, kind: str) -> ClaimsFile:
-        """The claims of one kind ("refit" or "small-scale"): what a tier of that kind judges."""
+    def of_kind(self, kind: str, tier: str | None = None) -> ClaimsFile:
+        """The claims of one kind ("refit" or "small-scale") that ``tier`` judges (any tier: ``None``): what a
+        tier of that kind judges. A claim with ``tiers`` is judged only by those."""
         if kind not in KINDS:
             raise ValueError(f"kind must be one of {', '.join(KINDS)}, got {kind!r}")
-        return ClaimsFile(self.path, self.replication, self.title, [c for c in self.claims if c.kind == kind])
+        keep = [c for c in self.claims if c.kind == kind and (tier is None or c.tiers is None or tier in c.tiers)]
+        return ClaimsFile(self.path, self.replication, self.title, keep)
 
 
 def load_claims(path: str | Path) -> ClaimsFile:
@@ -179,6 +183,11 @@ def load_claims(path: str | Path) -> ClaimsFile:
             raise UserError(f"{where}: recorded must be one of {VERDICTS}, or a table of them by tier")
         if not str(raw["why"]).strip():
             raise UserError(f"{where}: every tolerance needs a one-line reason ('why')")
+        tiers = raw.get("tiers")
+        if tiers is not None and (
+            not isinstance(tiers, list) or not tiers or not all(isinstance(t, str) for t in tiers)
+        ):
+            raise UserError(f"{where}: tiers must be a list of tier names, got {tiers!r}")
         out.claims.append(
             Claim(
                 id=raw["id"],
@@ -191,6 +200,7 @@ def load_claims(path: str | Path) -> ClaimsFile:
                 why=raw["why"],
                 recorded=dict(rec) if isinstance(rec, dict) else rec,
                 notes=raw.get("notes", ""),
+                tiers=tuple(tiers) if tiers is not None else None,
             )
         )
     if not out.claims:

@@ -267,7 +267,7 @@ def audit(
     )
     start = time.perf_counter()
     res = t.measure(ctx)
-    verdicts = judge_all(claims.of_kind(t.kind), res.measurements, t.name, rep.default_tier)
+    verdicts = judge_all(claims.of_kind(t.kind, t.name), res.measurements, t.name, rep.default_tier)
     if not t.judged:
         why = f"tier {t.name!r} is a pipeline check, not judged: {t.description}"
         verdicts = [

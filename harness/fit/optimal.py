@@ -45,12 +45,14 @@ class Estimate:
 
     value: float
     ci: tuple[float, float] | None = None
+    # the finite bootstrap replicates the interval came from (for intervals of differences between estimates)
+    replicates: np.ndarray | None = field(default=None, repr=False, compare=False)
 
     @classmethod
     def of(cls, value: float, replicates: np.ndarray) -> Estimate:
         r = np.asarray(replicates, dtype=float)
         r = r[np.isfinite(r)]
-        return cls(float(value), percentile_interval(r, LEVEL) if r.size else None)
+        return cls(float(value), percentile_interval(r, LEVEL) if r.size else None, r)
 
     def to_json(self) -> dict:
         return {"value": self.value, "ci95": list(self.ci) if self.ci is not None else None}

@@ -70,8 +70,8 @@ def test_recovers_the_generating_allocation(analysis):
 
 def test_measurements_cover_every_small_scale_claim(analysis):
     m = analysis.measurements()
-    claims = REPLICATION.claims().of_kind("small-scale").claims
-    assert len(claims) >= 4
+    claims = REPLICATION.claims().of_kind("small-scale", "cpu").claims
+    assert len(claims) >= 4 and not any(c.id.startswith("ladder.") for c in claims)
     for c in claims:
         assert c.measured in m, c.id
         assert m[c.measured].value is not None, c.id
@@ -125,9 +125,69 @@ def test_budget_tolerance_separates_budgets():
 
 def test_tiers_judge_only_their_own_kind_of_claim():
     kinds = {name: t.kind for name, t in REPLICATION.tiers.items()}
-    assert kinds == {"refit": "refit", "smoke": "small-scale", "cpu": "small-scale", "gpu": "small-scale"}
+    assert kinds == {"refit": "refit", **{t: "small-scale" for t in ("smoke", "cpu", "gpu", "cpu-ladder")}}
     claims = REPLICATION.claims()
     assert claims.of_kind("refit").claims and claims.of_kind("small-scale").claims
     assert len(claims.of_kind("refit").claims) + len(claims.of_kind("small-scale").claims) == len(claims.claims)
     with pytest.raises(ValueError):
         replication.Tier("x", "y", measure=lambda ctx: None, kind="other")
+
+
+def long_runs(scale_kaplan: float = 3.0) -> RunTable:
+    """One long run per size whose curve follows the law (a schedule that does not depend on the budget), with
+    N_kaplan = N_total / scale_kaplan and a warmup of 5 evaluations that must not be read."""
+    records = []
+    for i, n in enumerate(np.geomspace(3e4, 3e6, 9)):
+        d_end = BUDGETS[-1] / (K * n) * 1.05
+        t = np.geomspace(d_end / 3e4, d_end, 60)
+        curve = _law(n, t)
+        curve[:5] += 3.0  # the warmup's transients: far above the law, and never read
+        records.append(
+            {
+                "run_id": f"{i:016x}" + "1" * 48,
+                "config": {"batch_tokens": 1},
+                "resolved": {"warmup_steps": int(t[4])},
+                "scale": {"N_total": n, "N_kaplan": n / scale_kaplan, "D": d_end, "C_hoffmann": K * n * d_end},
+                "curve": {"tokens": [0.0, *t.tolist()], "val_loss": [9.0, *curve.tolist()]},
+            }
+        )
+    cols = {k: np.array([r["scale"][k] for r in records]) for k in ("N_total", "N_kaplan", "D", "C_hoffmann")}
+    return RunTable(cols, records)
+
+
+def test_ladder_reads_long_runs_at_each_budget_and_measures_every_ladder_claim(monkeypatch):
+    from replications.chinchilla import ladder
+
+    # Kaplan-count budgets where these synthetic curves have 6 N_kaplan D: a factor K/6 * 3 below the full count
+    monkeypatch.setattr(ladder, "KAPLAN_COUNT_BUDGETS", BUDGETS * 6 / (K * 3.0))
+    finals = synthetic_runs(noise=0.002)
+    tables = {"long": long_runs(), "short": long_runs(), "matched": finals, "tuned": finals}
+    lad = ladder.analyse_ladder(tables, BUDGETS, n_bootstrap=30, log=lambda s: None)
+    assert set(lad.rungs) == set(ladder.RUNGS), lad.failures
+    for rung in "bcde":  # the same law read off curves or from final losses: a = 0.5 either way
+        assert lad.rungs[rung].a.value == pytest.approx(0.5, abs=0.04), rung
+    # in Kaplan's count N is a third of the total at every size: the same exponent, the curves read at other C
+    assert lad.rungs["a"].a.value == pytest.approx(lad.rungs["b"].a.value, abs=0.02)
+    m = lad.measurements()
+    claims = REPLICATION.claims().of_kind("small-scale", "cpu-ladder").claims
+    assert {c.id for c in claims} == {
+        "ladder.kaplan_exceeds_chinchilla", "ladder.count_lowers_a", "ladder.warmup_lowers_a",
+        "ladder.decay_not_essential", "ladder.tuning_lowers_a",
+    }  # fmt: skip
+    for c in claims:
+        assert m[c.measured].value is not None and m[c.measured].ci is not None, c.id
+    assert m["ladder.delta_decay"].value == pytest.approx(lad.rungs["d"].a.value - lad.rungs["c"].a.value)
+    assert m["ladder.abs_delta_decay"].value == pytest.approx(abs(m["ladder.delta_decay"].value))
+    import matplotlib.pyplot as plt
+
+    from replications.chinchilla import figures
+
+    plt.close(figures.ladder(lad))
+
+
+def test_a_claim_with_tiers_is_judged_only_by_those_tiers():
+    claims = REPLICATION.claims()
+    cpu = {c.id for c in claims.of_kind("small-scale", "cpu").claims}
+    ladder_ids = {c.id for c in claims.of_kind("small-scale", "cpu-ladder").claims}
+    assert cpu and ladder_ids and not cpu & ladder_ids
+    assert cpu | ladder_ids == {c.id for c in claims.of_kind("small-scale").claims}

@@ -133,6 +133,12 @@ def test_load_claims(tmp_path):
     p.write_text(GOOD)
     cf = load_claims(p)
     assert cf.replication == "t" and cf.claims[0].tolerance == {"abs": 0.1}
+    assert cf.claims[0].tiers is None and cf.of_kind("refit", "any").claims == cf.claims
+    p.write_text(GOOD + 'tiers = ["cpu"]\n')
+    cf = load_claims(p)
+    assert cf.claims[0].tiers == ("cpu",)
+    assert cf.of_kind("refit", "cpu").claims and not cf.of_kind("refit", "gpu").claims
+    assert cf.of_kind("refit").claims and not cf.of_kind("small-scale", "cpu").claims
 
 
 @pytest.mark.parametrize(
@@ -145,6 +151,7 @@ def test_load_claims(tmp_path):
         (lambda s: s + s[s.index("[[claim]]") :], "duplicate id"),
         (lambda s: s.replace("[[claim]]", "[claims_typo]"), "defines no"),
         (lambda s: s.replace("published = 1.0", "published = "), "not valid TOML"),
+        (lambda s: s + 'tiers = "cpu"\n', "tiers must be a list of tier names"),
     ],
 )
 def test_load_claims_errors(tmp_path, edit, match):

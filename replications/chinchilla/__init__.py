@@ -11,6 +11,8 @@ judge the "small-scale" claims:
 * ``cpu``: 35 runs, 5 budgets over 1.5 decades (1.2e12 - 3.8e13 FLOPs), 7 sizes each (6.9e4 - 1.4e6
   parameters) on pystack-v1 with the tuned recipe (Chinchilla's schedule); about 1.5 hours on 2 CPU cores.
 * ``gpu``: the plan at 1e14 - 3.2e15 FLOPs for one H100-class GPU; not yet run.
+* ``cpu-ladder``: the Kaplan-Chinchilla discrepancy, one correction at a time (Porian et al. 2024; ``ladder.py``):
+  53 more runs on 2 CPU cores (about 8 process-hours), the cpu tier's runs as its last rung.
 
 Run records of the trained tiers are committed in ``results/chinchilla/<tier>/``, so ``scaling audit
 chinchilla --tier cpu`` re-derives every verdict without training.
@@ -22,6 +24,7 @@ from harness.replication import Replication, Tier
 
 from .analysis import measure
 from .data import CHINCHILLA
+from .ladder import measure_ladder
 from .trained import measure_trained
 
 SWEEPS = Path(__file__).with_name("sweeps")
@@ -63,6 +66,16 @@ REPLICATION = Replication(
             "the tuned recipe",
         ),
         "gpu": _trained("gpu", "the IsoFLOP plan at 1e14 - 3.2e15 FLOPs for one H100-class GPU (bf16)"),
+        "cpu-ladder": Tier(
+            name="cpu-ladder",
+            description=(
+                "Porian et al.'s ladder from Kaplan's recipe to Chinchilla's: 2 x 9 long runs and the cpu plan under "
+                "Kaplan's optimiser (53 runs), with the cpu tier's runs as the last rung"
+            ),
+            measure=measure_ladder,
+            default_bootstrap=1000,
+            sweeps=tuple(SWEEPS / "cpu-ladder" / f"{role}.toml" for role in ("long", "short", "matched")),
+        ),
     },
     default_tier="refit",
     smoke_tier=("refit", "smoke"),

@@ -18,6 +18,7 @@ from .constants import ISOFLOP_BUDGETS, ISOFLOP_TOL_DEX, PUBLISHED
 
 if TYPE_CHECKING:
     from .analysis import ChinchillaAudit
+    from .ladder import Ladder
     from .trained import TrainedAnalysis
 
 TABLE2_A = {1: 0.50, 2: 0.49, 3: 0.46}  # Hoffmann et al. 2022, Table 2 (also in claims.toml, section 5)
@@ -179,4 +180,29 @@ def frontiers(an: TrainedAnalysis):
     ax.set(xscale="log", yscale="log", xlabel="compute C (FLOPs, Hoffmann et al.'s count)",
            ylabel="compute-optimal N (total parameters)", title="Compute-optimal size: three approaches")  # fmt: skip
     ax.legend(fontsize=7)
+    return fig
+
+
+def ladder(lad: Ladder):
+    """The ladder in one figure: each rung's compute-optimal exponent a with its 95% interval, from Kaplan et
+    al.'s recipe and count (a) to Chinchilla's (e), against the two papers' values."""
+    from .ladder import RUNGS
+
+    fig, ax = plt.subplots(figsize=(7.5, 4.2))
+    names = list(RUNGS)
+    for i, rung in enumerate(names):
+        res = lad.rungs.get(rung)
+        if res is None:
+            ax.annotate("not fitted", (i, 0.5), ha="center", fontsize=8, color="0.4")
+            continue
+        err = None if res.a.ci is None else [[res.a.value - res.a.ci[0]], [res.a.ci[1] - res.a.value]]
+        ax.errorbar([i], [res.a.value], yerr=err, fmt="o", color="C0", capsize=3)
+        ax.annotate(f"{res.a.value:.2f}", (i, res.a.value), textcoords="offset points", xytext=(8, 4), fontsize=8)
+    ax.axhline(0.73, color="tab:red", ls=":", lw=1, label="Kaplan et al. 2020: 0.73")
+    ax.axhline(0.50, color="0.3", ls="--", lw=1, label="Hoffmann et al. 2022: 0.50")
+    ax.set_xticks(range(len(names)), [f"({r}) {RUNGS[r]}" for r in names], rotation=20, ha="right", fontsize=8)
+    ax.set(
+        ylabel="a  (N_opt ~ C^a, Approach 2)", title="From Kaplan's recipe to Chinchilla's, one correction at a time"
+    )
+    ax.legend(fontsize=8)
     return fig

@@ -230,10 +230,11 @@ def test_poorly_determined_from_the_bootstrap_width(tmp_path, capsys, curve_csv)
     lo, hi = res["params"]["gamma"]["ci95"]
     assert math.log10(hi / lo) > ScalingLaw.UNDETERMINED_DECADES
     assert "scaling fit: warning: the data do not determine gamma" in err
-    # a well-determined fit: no warning at all, with or without bootstrap
+    # a well-determined fit: no warning at all, with or without bootstrap (a bootstrap slower than the progress
+    # line's threshold, e.g. on a loaded machine, may leave its progress line on stderr: that is not a warning)
     for extra in ([], ["--bootstrap", "50"]):
         rc, out, err = _fit(capsys, curve_csv, ["--form", "saturating_power", "--x", "x", "--y", "y", *extra])
-        assert rc == 0 and err == ""
+        assert rc == 0 and "warning" not in err
 
 
 # --------------------------------------------------------------------------------------------------- plots

@@ -23,11 +23,10 @@ from pathlib import Path
 from harness.replication import Replication, Tier
 
 from .analysis import measure
+from .constants import SWEEPS
 from .data import CHINCHILLA
 from .ladder import measure_ladder
 from .trained import measure_trained
-
-SWEEPS = Path(__file__).with_name("sweeps")
 
 
 def _trained(name: str, description: str, judged: bool = True, bootstrap: int = 1000) -> Tier:

@@ -14,7 +14,7 @@ import numpy as np
 
 from harness.fit import derived as dv
 
-from .constants import ISOFLOP_BUDGETS, ISOFLOP_TOL_DEX, PUBLISHED
+from .constants import ISOFLOP_BUDGETS, ISOFLOP_TOL_DEX, PUBLISHED, RUNGS
 
 if TYPE_CHECKING:
     from .analysis import ChinchillaAudit
@@ -186,8 +186,6 @@ def frontiers(an: TrainedAnalysis):
 def ladder(lad: Ladder):
     """The ladder in one figure: each rung's compute-optimal exponent a with its 95% interval, from Kaplan et
     al.'s recipe and count (a) to Chinchilla's (e), against the two papers' values."""
-    from .ladder import RUNGS
-
     fig, ax = plt.subplots(figsize=(7.5, 4.2))
     names = list(RUNGS)
     for i, rung in enumerate(names):

@@ -33,16 +33,9 @@ from harness.fit.optimal import Allocation, Estimate
 from harness.replication import TierContext, TierResult, load_tier_sweeps, run_tier_sweeps
 from harness.runs import RunTable
 
-from .constants import LEVEL
+from .constants import CPU_ISOFLOP_SPEC, LEVEL, RUNGS
 from .trained import budget_tolerance, planned_budgets
 
-RUNGS = {
-    "a": "Kaplan et al.'s recipe and count",
-    "b": "+ every parameter and FLOP counted",
-    "c": "+ warmup of ~N tokens",
-    "d": "+ cosine matched to each run",
-    "e": "+ tuned AdamW (the cpu tier)",
-}
 # Rung (a) reads the long runs in Kaplan et al.'s count (C = 6 N D with non-embedding N), which puts the same
 # runs at about 10 - 50x smaller C than Hoffmann et al.'s count: 5 budgets over the 1.5 decades those curves
 # cover with 6 or more sizes each (chosen from the plan before any ladder run existed).
@@ -151,14 +144,14 @@ def measure_ladder(ctx: TierContext) -> TierResult:
     """Tier ``cpu-ladder``: train (or read) the three ladder sweeps, read the cpu tier's runs for rung (e)."""
     from dataclasses import replace
 
-    from . import REPLICATION, figures
+    from . import figures
 
     own = run_tier_sweeps(ctx)
     by_role = {path.stem: own[name] for path, name in zip(ctx.sweeps, own, strict=True)}
-    cpu = REPLICATION.tier("cpu")
-    cpu_ctx = replace(ctx, tier="cpu", out_dir=ctx.out_dir.parent / "cpu", train=False, sweeps=cpu.sweeps)
+    cpu = (CPU_ISOFLOP_SPEC,)  # rung (e): the cpu tier's committed runs, read back, never trained from here
+    cpu_ctx = replace(ctx, tier="cpu", out_dir=ctx.out_dir.parent / "cpu", train=False, sweeps=cpu)
     by_role["tuned"] = next(iter(load_tier_sweeps(cpu_ctx).values()))
-    lad = analyse_ladder(by_role, planned_budgets(cpu.sweeps[0]), ctx.n_bootstrap, ctx.seed, ctx.progress, ctx.log)
+    lad = analyse_ladder(by_role, planned_budgets(cpu[0]), ctx.n_bootstrap, ctx.seed, ctx.progress, ctx.log)
     return TierResult(
         measurements=lad.measurements(),
         figures={"ladder": figures.ladder(lad)} if lad.rungs else {},

@@ -179,6 +179,7 @@ def frontiers(an: TrainedAnalysis):
     ax.plot(grid, n_mid * (grid / an.middle) ** 0.73, color="tab:red", ls=":", lw=1, label="Kaplan et al. slope 0.73")
     ax.set(xscale="log", yscale="log", xlabel="compute C (FLOPs, Hoffmann et al.'s count)",
            ylabel="compute-optimal N (total parameters)", title="Compute-optimal size: three approaches")  # fmt: skip
+    ax.xaxis.set_minor_formatter(plt.NullFormatter())  # less than a decade: minor labels would overlap
     ax.legend(fontsize=7)
     return fig
 

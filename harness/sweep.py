@@ -250,6 +250,14 @@ def expand(spec: dict) -> tuple[list[tuple[TrainConfig, str]], list[str]]:
 
 def plan(spec: dict, data=None, log=print) -> SweepPlan:
     configs, dropped = expand(spec)
+    return plan_configs(sweep_name(spec), configs, dropped, records.spec_digest(spec), data, log)
+
+
+def plan_configs(
+    name: str, configs: list[tuple[TrainConfig, str]], dropped: list[str], spec_sha256: str, data=None, log=print
+) -> SweepPlan:
+    """A plan of explicit (config, origin) pairs: each checked against the data, duplicates run once. What
+    :func:`plan` does after expanding a spec; callers that choose their configs in code (the arena) use it."""
     if data is None:
         from .data.corpus import open_data
 
@@ -265,7 +273,7 @@ def plan(spec: dict, data=None, log=print) -> SweepPlan:
             continue
         seen.add(rid)
         runs.append(PlannedRun(cfg, rid, origin))
-    return SweepPlan(sweep_name(spec), runs, dropped, records.spec_digest(spec))
+    return SweepPlan(sweep_name({"name": name}), runs, dropped, spec_sha256)
 
 
 # ------------------------------------------------------------------------------------------- executors

@@ -19,7 +19,8 @@ An architecture is one module with three things:
 Optional, with defaults here: ``shape_for(n, **options)`` (a shape for a target N, used by sweeps),
 ``param_groups(weight_decay)`` (which parameters are decayed), ``training_loss(idx, targets)`` (the
 cross-entropy plus named auxiliary terms, e.g. a router's load-balancing loss, each logged on its own), and
-``token_losses(idx, targets)`` (per-position loss for evaluation). The trainer knows no model by name.
+``token_losses(idx, targets)`` (per-position loss for evaluation) and ``logits(idx)`` (causality checks, FLOP
+measurement). The trainer knows no model by name.
 """
 
 from __future__ import annotations
@@ -103,6 +104,14 @@ class LanguageModel(nn.Module):
         """The cross-entropy the trainer reports and the auxiliary terms it adds to it before ``backward``
         (name -> scalar tensor, already weighted). Default: ``forward`` and no auxiliary terms."""
         return self(idx, targets), {}
+
+    def logits(self, idx: torch.Tensor) -> torch.Tensor:
+        """Next-token logits (B, T, vocab_size), for evaluation, causality checks and FLOP measurement. The
+        default works for a model with ``hidden(idx)`` and ``head_weight``, as :meth:`token_losses` does."""
+        hidden, weight = getattr(self, "hidden", None), getattr(self, "head_weight", None)
+        if hidden is None or weight is None:
+            raise NotImplementedError(f"{type(self).__name__} has no logits(idx)")
+        return torch.nn.functional.linear(hidden(idx), weight)
 
     def token_losses(self, idx: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
         """Cross-entropy (nats) of every target token, shaped like ``targets`` (B, T); its mean is ``forward``.

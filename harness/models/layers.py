@@ -75,6 +75,41 @@ class CausalSelfAttention(nn.Module):
         return self.proj(y.transpose(1, 2).reshape(B, T, C))
 
 
+GATED_ACTIVATIONS = ("swiglu", "geglu")
+
+
+def gated_hidden(d_model: int, ratio: int = 4, multiple: int = 8) -> int:
+    """Hidden width of a gated MLP with about the weights of a ``ratio``-wide ungated one.
+
+    A gated MLP has three ``d x h`` matrices (gate, value, output) where the ungated MLP has two ``d x ratio d``
+    ones, so ``h = 2/3 ratio d`` (8/3 d for ratio 4, as in Shazeer 2020 and LLaMA) keeps ``3 d h ~= 2 ratio d^2``
+    weights; ``h`` is rounded to the nearest multiple of ``multiple`` (8; halves up), at least ``multiple``.
+    E.g. d = 64: h = 168 (3 d h = 32256 weights against 8 d^2 = 32768)."""
+    return max(multiple, multiple * ((2 * ratio * d_model + (3 * multiple) // 2) // (3 * multiple)))
+
+
+class GatedMLP(nn.Module):
+    """Gated linear unit MLP (Shazeer 2020, arXiv 2002.05202): ``proj(act(x W) * (x V))``.
+
+    ``activation`` is ``"swiglu"`` (SiLU/Swish gate, as in LLaMA) or ``"geglu"`` (GELU gate, tanh approximation
+    as in the GPT's :class:`MLP`). The gate and value projections are one ``Linear(d, 2 hidden)`` (one matmul,
+    then split), which holds the same weights as two ``Linear(d, hidden)``; ``hidden`` is usually
+    :func:`gated_hidden`."""
+
+    def __init__(self, d_model: int, hidden: int, bias: bool = True, activation: str = "swiglu"):
+        super().__init__()
+        if activation not in GATED_ACTIVATIONS:
+            raise ValueError(f"activation must be one of {GATED_ACTIVATIONS}, got {activation!r}")
+        self.activation = activation
+        self.fc = nn.Linear(d_model, 2 * hidden, bias=bias)  # [gate | value]
+        self.proj = nn.Linear(hidden, d_model, bias=bias)
+
+    def forward(self, x):
+        gate, value = self.fc(x).chunk(2, dim=-1)
+        gate = F.silu(gate) if self.activation == "swiglu" else F.gelu(gate, approximate="tanh")
+        return self.proj(gate * value)
+
+
 class MLP(nn.Module):
     """``Linear(d, ratio d) -> GELU (tanh approximation) -> Linear(ratio d, d)``, as in GPT-2."""
 

@@ -32,6 +32,21 @@ MAX_TARGET_N = 1e24  # far beyond any trainable model; above ~1e28 a shape's d_m
 _BUILTIN: dict[str, str] = {
     "gpt": "harness.models.gpt:GPT",
     "lstm": "harness.models.lstm:LSTM",
+    # the architecture arena's entrants (harness/arena.py), one file each
+    "transformer_pp": "harness.models.transformer_pp:TransformerPP",
+    "albert": "harness.models.albert:ALBERT",
+    "universal": "harness.models.universal:UniversalTransformer",
+    "switch": "harness.models.switch:Switch",
+    "mos": "harness.models.mos:MixtureOfSoftmaxes",
+    "performer": "harness.models.performer:Performer",
+    "rwkv": "harness.models.rwkv:RWKV",
+    "mamba": "harness.models.mamba:Mamba",
+    "hybrid": "harness.models.hybrid:Hybrid",
+    "mixer": "harness.models.mixer:CausalMixer",
+    "lightconv": "harness.models.conv:LightConv",
+    "dynamicconv": "harness.models.conv:DynamicConv",
+    "funnel": "harness.models.funnel:Funnel",
+    "factory": "harness.models.factory:FactoryModel",
 }
 _entries: dict[str, Any] = dict(_BUILTIN)  # name -> class or "module:attr"
 _resolved: dict[str, type] = {}

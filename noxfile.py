@@ -126,6 +126,15 @@ def replicate(session: nox.Session) -> None:
 
 
 @nox.session(venv_backend="none", default=False)
+def arena(session: nox.Session) -> None:
+    """The architecture arena at its smoke tier (the tier's default architectures against the GPT); arguments
+    after -- go to 'scaling arena' instead (e.g. -- mamba rwkv --tier cpu)."""
+    bindir = _shared_env(session)
+    args = session.posargs or ["--tier", "smoke"]
+    session.run(str(bindir / "scaling"), "arena", *args, env=_env(), external=True)
+
+
+@nox.session(venv_backend="none", default=False)
 def gpu(session: nox.Session) -> None:
     """The GPU check (harness/benchmarks/gpu_check.py): GPU tests, kernel and training-step benchmarks, a small
     GPU sweep and the issue's goals, with a hard deadline; arguments after -- go to it (e.g. -- --dry-run)."""

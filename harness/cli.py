@@ -21,6 +21,7 @@ COMMAND_MODULES = (
     "harness.commands.data",
     "harness.commands.train",
     "harness.commands.recipe",
+    "harness.commands.arena",
 )
 
 

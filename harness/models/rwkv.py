@@ -149,8 +149,10 @@ def _shift(x: torch.Tensor) -> torch.Tensor:
     return F.pad(x, (0, 0, 1, -1))
 
 
-def _lerp(x: torch.Tensor, shifted: torch.Tensor, mu: torch.Tensor) -> torch.Tensor:
-    return shifted + mu * (x - shifted)  # = x mu + shifted (1 - mu)
+def _shifted(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """The token-shifted input and its difference to x: ``lerp(x', x, mu) = x' + mu (x - x')``."""
+    xx = _shift(x)
+    return xx, x - xx
 
 
 class TimeMix(nn.Module):
@@ -176,10 +178,10 @@ class TimeMix(nn.Module):
             lin.zero_init = True
 
     def forward(self, x):
-        xx = _shift(x)
-        k = self.key(_lerp(x, xx, self.mu_k))
-        v = self.value(_lerp(x, xx, self.mu_v))
-        r = self.receptance(_lerp(x, xx, self.mu_r))
+        xx, dx = _shifted(x)
+        k = self.key(xx + self.mu_k * dx)
+        v = self.value(xx + self.mu_v * dx)
+        r = self.receptance(xx + self.mu_r * dx)
         return self.output(torch.sigmoid(r) * wkv(-torch.exp(self.time_decay), self.time_first, k, v, self.chunk))
 
 
@@ -197,9 +199,9 @@ class ChannelMix(nn.Module):
             lin.zero_init = True
 
     def forward(self, x):
-        xx = _shift(x)
-        k = torch.relu(self.key(_lerp(x, xx, self.mu_k))).square()
-        return torch.sigmoid(self.receptance(_lerp(x, xx, self.mu_r))) * self.value(k)
+        xx, dx = _shifted(x)
+        k = torch.relu(self.key(xx + self.mu_k * dx)).square()
+        return torch.sigmoid(self.receptance(xx + self.mu_r * dx)) * self.value(k)
 
 
 class Block(nn.Module):
@@ -279,7 +281,11 @@ class RWKV(LanguageModel):
     def shape_for(cls, n: float, *, aspect: float = ASPECT, min_layers: int = 1) -> dict[str, int]:
         """~n Kaplan parameters as (5 + 2 mlp_ratio) n_layer d^2 = 13 n_layer d^2 with d_model ~= aspect *
         n_layer (the GPT's rule); at small n, at least ``min_layers`` layers; d_model a multiple of 8."""
-        if isinstance(aspect, bool) or not isinstance(aspect, int | float) or not (math.isfinite(aspect) and aspect >= 1):
+        if (
+            isinstance(aspect, bool)
+            or not isinstance(aspect, int | float)
+            or not (math.isfinite(aspect) and aspect >= 1)
+        ):
             raise UserError(f"shape option aspect (d_model / n_layer) must be a finite number >= 1, got {aspect!r}")
         if not isinstance(min_layers, int) or isinstance(min_layers, bool) or min_layers < 1:
             raise UserError(f"shape option min_layers must be a positive whole number, got {min_layers!r}")

@@ -86,6 +86,10 @@ class ArenaTier:
     default_entrants: tuple[str, ...] = ()
     judged: bool = True
     max_epochs: float = 1.0
+    # the IsoFLOP option (``--isoflop``): at each budget, every size in ``isoflop_sizes`` with D = C / (FLOPs per
+    # token); the best loss per budget (parabola vertex in log N, else the grid minimum) is the frontier point
+    isoflop_budgets: tuple[float, ...] = ()
+    isoflop_sizes: tuple[float, ...] = ()
 
     def train_base(self) -> dict[str, Any]:
         return {
@@ -128,6 +132,8 @@ TIERS: dict[str, ArenaTier] = {
         lr_factors=(0.25, 0.5, 1.0, 2.0, 4.0),
         tokens_per_param=20,
         default_entrants=("transformer_pp", "lstm", "mamba", "rwkv", "switch"),
+        isoflop_budgets=(1e12, 3e12, 1e13),
+        isoflop_sizes=(1e4, 3e4, 1e5, 3e5),
     ),
     "gpu": ArenaTier(
         "gpu",
@@ -142,6 +148,8 @@ TIERS: dict[str, ArenaTier] = {
         batch_tokens=16384,
         default_entrants=("transformer_pp", "lstm", "mamba", "rwkv", "switch", "hybrid"),
         max_epochs=40.0,
+        isoflop_budgets=(1e15, 3e15, 1e16),
+        isoflop_sizes=(1e5, 3e5, 1e6, 3e6, 1e7),
     ),
 }
 
@@ -322,7 +330,60 @@ def run_entrant(ent: Entrant, tier: ArenaTier, out: Path, workers: int, data, lo
             cfg = _size_config(ent, tier, n, choice.lr(n), seed)
             size_configs.append((cfg, f"arena size {ent.label} N={n:.3g} lr={choice.lr(n):.3g} seed={seed}"))
     size_recs = _run(_plan(f"arena-{tier.name}-{ent.slug}-size", size_configs, tier, data, log), out, workers, stream)
-    return {"lr": choice, "runs": size_recs}
+    result = {"lr": choice, "runs": size_recs}
+    if tier.isoflop_budgets:
+        iso_configs = _isoflop_configs(ent, tier, choice)
+        plan = _plan(f"arena-{tier.name}-{ent.slug}-isoflop", iso_configs, tier, data, log)
+        result["isoflop"] = _run(plan, out, workers, stream)
+    return result
+
+
+def _isoflop_configs(ent: Entrant, tier: ArenaTier, choice: LRChoice) -> list:
+    """Every (budget, size) of the IsoFLOP option: D = C / (Hoffmann FLOPs per token) in whole batches, at the
+    entrant's learning-rate rule; a size whose D would be under one batch is left out of that budget."""
+    from dataclasses import replace
+
+    from .models import model_counts
+
+    configs = []
+    for c in tier.isoflop_budgets:
+        for n in tier.isoflop_sizes:
+            probe = _size_config(ent, tier, n, choice.lr(n), tier.seeds[0])
+            per_token = model_counts(probe.model).flops_per_token_hoffmann
+            tokens = int(c / per_token // tier.batch_tokens) * tier.batch_tokens
+            if tokens >= tier.batch_tokens:
+                cfg = replace(probe, tokens=tokens)
+                configs.append((cfg, f"arena isoflop {ent.label} C={c:.3g} N={n:.3g} lr={choice.lr(n):.3g}"))
+    return configs
+
+
+def frontier(recs: list[dict], budgets: tuple[float, ...]) -> dict[str, np.ndarray]:
+    """The best loss at each IsoFLOP budget: the vertex of Hoffmann et al.'s parabola in log10 N when it has at
+    least four sizes and lies inside them (:func:`harness.fit.isoflop.fit_profile`), else the grid minimum
+    (``how`` says which). Each run belongs to the budget nearest its compute (D is rounded down to batches)."""
+    from .fit.isoflop import fit_profile, group_by_budget
+
+    p = _points(recs)
+    out: dict[str, list] = {"C": [], "N": [], "L": [], "run_id": [], "how": []}
+    if not len(p["C"]):
+        return {k: np.array(v) if k in "CNL" else v for k, v in out.items()}
+    group = group_by_budget(p["C"], np.array(budgets), tol_dex=0.3)
+    for k, c in enumerate(budgets):
+        at = group == k
+        if not at.any():
+            continue
+        prof = fit_profile(p["N"][at], p["L"][at], c)
+        best = int(np.argmin(np.where(at, p["L"], np.inf)))
+        if prof is not None and prof.vertex_inside:
+            n, loss, how = 10**prof.log10_n_opt, prof.loss_min, "parabola vertex"
+        else:
+            n, loss, how = p["N"][best], p["L"][best], "grid minimum"
+        out["C"].append(c)
+        out["N"].append(float(n))
+        out["L"].append(float(loss))
+        out["run_id"].append(p["run_id"][best])
+        out["how"].append(how)
+    return {k: np.array(v) if k in "CNL" else v for k, v in out.items()}
 
 
 # ------------------------------------------------------------------------------------------------ analysis
@@ -380,7 +441,11 @@ def compare(
     entrant_runs: list[dict], baseline_runs: list[dict], n_boot: int = BOOTSTRAP, seed: int = 0
 ) -> dict[str, Any]:
     """The gap of an entrant's runs to the baseline's law, its trend per decade with an interval, and the verdict."""
-    p, b = _points(entrant_runs), _points(baseline_runs)
+    return compare_points(_points(entrant_runs), _points(baseline_runs), n_boot, seed)
+
+
+def compare_points(p: dict, b: dict, n_boot: int = BOOTSTRAP, seed: int = 0) -> dict[str, Any]:
+    """:func:`compare` on points (``C``, ``N``, ``L`` arrays and ``run_id``): the size sweep's or a frontier's."""
     if len(np.unique(p["C"])) < 2 or len(np.unique(b["C"])) < 2:
         return {"verdict": "inconclusive", "why": "fewer than two finished sizes", "gaps": []}
     slope, icpt = _loglog_line(b["C"], b["L"])
@@ -469,6 +534,26 @@ def analyse(results: dict[str, dict], baseline: str, tier: ArenaTier, n_boot: in
         }
         if label != baseline:
             entry["comparison"] = compare(res["runs"], base_runs, n_boot)
+        if "isoflop" in res:
+            front = frontier(res["isoflop"], tier.isoflop_budgets)
+            entry["isoflop"] = {
+                "runs": [
+                    {
+                        "run_id": r["run_id"][:16],
+                        "C": r["scale"]["C_hoffmann"],
+                        "N_active": r["scale"]["N_active"],
+                        "loss": _loss(r),
+                    }
+                    for r in res["isoflop"]
+                ],
+                "frontier": [
+                    {"C": float(c), "N_active": float(n), "loss": float(v), "how": h}
+                    for c, n, v, h in zip(front["C"], front["N"], front["L"], front["how"], strict=True)
+                ],
+            }
+            if label != baseline:
+                base_front = frontier(results[baseline]["isoflop"], tier.isoflop_budgets)
+                entry["isoflop"]["comparison"] = compare_points(front, base_front, n_boot)
         out["entrants"][label] = entry
     return out
 
@@ -498,6 +583,13 @@ def verdict_table(summary: dict[str, Any]) -> str:
         gap = f"{c['gap_at_median_C']['gap']:+.3f}"
         trend = f"{c['trend_per_decade']:+.3f} [{lo:+.3f}, {hi:+.3f}]"
         lines.append(f"{label:<28}{len(e['runs']):>5}  {alpha:<26}{gap:>15}  {trend:<28}{c['verdict']}")
+        iso = e.get("isoflop", {}).get("comparison")
+        if iso and "trend_per_decade" in iso:
+            lo, hi = iso["trend_interval"]
+            n_front = len(e["isoflop"]["frontier"])
+            trend = f"{iso['trend_per_decade']:+.3f} [{lo:+.3f}, {hi:+.3f}]"
+            gap = f"{iso['gap_at_median_C']['gap']:+.3f}"
+            lines.append(f"{'  IsoFLOP frontier':<28}{n_front:>5}  {'':<26}{gap:>15}  {trend:<28}{iso['verdict']}")
     lines.append(
         f"verdict: trend interval < 0 better, > 0 worse (plateaus: own slope under {PLATEAU_FRACTION:.2g} of the "
         f"baseline's), inside +-{SAME_BAND} nats/decade same, else inconclusive"
@@ -531,6 +623,9 @@ def plot(summary: dict[str, Any], path: os.PathLike) -> None:
             grid = np.geomspace(C.min(), C.max(), 50)
             axes[0].plot(grid, power["A"] * grid ** -power["alpha"], **style)
         axes[1].plot(N, L, "o-", **style, label=label)
+        front = e.get("isoflop", {}).get("frontier")
+        if front:
+            axes[0].plot([f["C"] for f in front], [f["loss"] for f in front], "*--", color=color, ms=10, lw=0.8)
         if label != base and e["comparison"].get("gaps"):
             g = sorted(e["comparison"]["gaps"], key=lambda r: r["C"])
             axes[2].plot([r["C"] for r in g], [r["gap"] for r in g], "-", color=color, label=label)
@@ -540,7 +635,7 @@ def plot(summary: dict[str, Any], path: os.PathLike) -> None:
     axes[0].set(
         xlabel="training compute C (FLOPs, Hoffmann et al. App. F count)",
         ylabel="final validation loss (nats)",
-        title="equal compute: points and L = A C^-alpha",
+        title="equal compute: points and L = A C^-alpha (stars: IsoFLOP best)",
     )
     axes[1].set(
         xlabel="active parameters N (embeddings included)",
@@ -582,9 +677,11 @@ def run_arena(
     out: os.PathLike | None = None,
     workers: int = 2,
     n_boot: int = BOOTSTRAP,
+    isoflop: bool = False,
     stream=None,
 ) -> dict[str, Any]:
-    """Train (or reuse) every entrant's runs and the baseline's, analyse them, write arena.json/.png/verdicts.md."""
+    """Train (or reuse) every entrant's runs and the baseline's, analyse them, write arena.json/.png/verdicts.md.
+    ``isoflop`` adds the tier's IsoFLOP plan: the same comparison on each budget's best loss."""
     from .data.corpus import open_data
     from .provenance import write_json_atomic
 
@@ -595,6 +692,15 @@ def run_arena(
         t = TIERS[tier]
     else:
         raise UserError(f"unknown arena tier {tier!r}; tiers: {', '.join(TIERS)}")
+    if isoflop and not t.isoflop_budgets:
+        raise UserError(
+            f"arena tier {t.name!r} has no IsoFLOP plan (isoflop_budgets); tiers with one: "
+            f"{', '.join(k for k, v in TIERS.items() if v.isoflop_budgets)}"
+        )
+    if not isoflop:
+        from dataclasses import replace
+
+        t = replace(t, isoflop_budgets=())
     specs = list(specs) or list(t.default_entrants)
     entrants = [entrant(baseline)] + [entrant(s) for s in specs if s != baseline]
     labels = [e.label for e in entrants]

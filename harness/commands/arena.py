@@ -24,6 +24,11 @@ def register(sub) -> None:
     p.add_argument("--workers", type=int, default=2, help="training processes (default 2)")
     p.add_argument("--bootstrap", type=int, default=None, metavar="N", help="bootstrap resamples (default 1000)")
     p.add_argument("--out", type=Path, default=None, help="output folder, run cache included (default runs/arena/TIER)")
+    p.add_argument(
+        "--isoflop",
+        action="store_true",
+        help="also train the tier's IsoFLOP plan (several sizes per compute budget); compare the best loss per budget",
+    )
     p.add_argument("--list", action="store_true", help="list the registered architectures and the tiers, then exit")
     p.set_defaults(func=run)
 
@@ -44,7 +49,13 @@ def run(args) -> int:
     if n_boot < 0:
         raise UserError(f"--bootstrap must be non-negative, got {n_boot}")
     summary = arena.run_arena(
-        args.archs, baseline=args.baseline, tier=args.tier, out=args.out, workers=args.workers, n_boot=n_boot
+        args.archs,
+        baseline=args.baseline,
+        tier=args.tier,
+        out=args.out,
+        workers=args.workers,
+        n_boot=n_boot,
+        isoflop=args.isoflop,
     )
     print(summary["table"])
     print(f"results: {summary['out']}/arena.json, arena.png, verdicts.md")

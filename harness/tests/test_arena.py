@@ -134,6 +134,21 @@ def test_noisy_runs_are_inconclusive_not_same():
     assert lo < 0 < hi and hi - lo > 2 * arena.SAME_BAND and res["verdict"] == "inconclusive"
 
 
+def test_frontier_takes_the_parabola_vertex_inside_the_sizes_else_the_grid_minimum():
+    N = np.geomspace(1e4, 1e6, 5)
+    u = np.log10(N)
+    recs = [_rec(i, 1e12 * (1 + 0.01 * i), 3 + 0.5 * (x - 5.1) ** 2) for i, x in enumerate(u)]
+    for r, n in zip(recs, N, strict=True):
+        r["scale"]["N_active"] = n
+    f = arena.frontier(recs, (1e12,))
+    assert f["how"] == ["parabola vertex"] and f["L"][0] == pytest.approx(3.0) and f["N"][0] == pytest.approx(10**5.1)
+    few = [r for r, x in zip(recs, u, strict=True) if x < 5]  # 2 sizes: too few for a parabola
+    f = arena.frontier(few, (1e12,))
+    assert f["how"] == ["grid minimum"] and f["L"][0] == min(r["loss"]["val_final"] for r in few)
+    with pytest.raises(UserError, match="no IsoFLOP plan"):
+        arena.run_arena([], tier="smoke", isoflop=True)
+
+
 def test_too_few_sizes_is_inconclusive():
     res = arena.compare(_runs(_law(C))[:1], _runs(_law(C), 100), n_boot=10)
     assert res["verdict"] == "inconclusive" and "two" in res["why"]
@@ -152,12 +167,14 @@ MICRO = arena.ArenaTier(
     eval_points=2,
     eval_tokens=2048,
     judged=False,
+    isoflop_budgets=(1.5e9,),
+    isoflop_sizes=(2e3, 4e3, 8e3),
 )
 
 
 def test_arena_end_to_end_with_a_user_module_in_a_worker_pool(tmp_path, capsys):
     out = tmp_path / "arena"
-    summary = arena.run_arena([FACTORY], baseline="gpt", tier=MICRO, out=out, workers=2, n_boot=50)
+    summary = arena.run_arena([FACTORY], baseline="gpt", tier=MICRO, out=out, workers=2, n_boot=50, isoflop=True)
     saved = json.loads((out / "arena.json").read_text())
     assert set(saved["entrants"]) == {"gpt", FACTORY}
     for e in saved["entrants"].values():
@@ -166,16 +183,20 @@ def test_arena_end_to_end_with_a_user_module_in_a_worker_pool(tmp_path, capsys):
     comp = saved["entrants"][FACTORY]["comparison"]
     assert comp["verdict"] in ("better", "worse", "same", "plateaus", "inconclusive")
     assert len(comp["gaps"]) == 3 and all(math.isfinite(g["gap"]) for g in comp["gaps"])
+    iso = saved["entrants"][FACTORY]["isoflop"]  # one budget, three sizes: its grid minimum is the frontier point
+    assert len(iso["runs"]) == 3 and len(iso["frontier"]) == 1 and iso["frontier"][0]["how"] == "grid minimum"
+    assert iso["frontier"][0]["loss"] == min(r["loss"] for r in iso["runs"])
+    assert all(abs(math.log10(r["C"] / 1.5e9)) < 0.3 for r in iso["runs"])
     assert (out / "arena.png").stat().st_size > 10_000 and FACTORY in (out / "verdicts.md").read_text()
     assert FACTORY in summary["table"] and "baseline" in summary["table"]
     names = {json.loads(f.read_text())["model"]["name"] for f in (out / "runs").glob("*.json")}
     assert names == {"gpt", "factory"}
     n_records = len(list((out / "runs").glob("*.json")))
-    # per entrant: 3 learning rates at one size, then 3 sizes (the smallest shares its run with the sweep when
-    # the rule's rate there is a swept one, as it is for an optimum on the grid's edge)
-    assert 2 * (3 + 2) <= n_records <= 2 * (3 + 3)
+    # per entrant: 3 learning rates at one size, 3 sizes (the smallest shares its run with the sweep when the
+    # rule's rate there is a swept one, as it is for an optimum on the grid's edge), 3 IsoFLOP runs
+    assert 2 * (3 + 2 + 3) <= n_records <= 2 * (3 + 3 + 3)
     # resumable: a second call trains nothing and reaches the same numbers
-    again = arena.run_arena([FACTORY], baseline="gpt", tier=MICRO, out=out, workers=2, n_boot=50)
+    again = arena.run_arena([FACTORY], baseline="gpt", tier=MICRO, out=out, workers=2, n_boot=50, isoflop=True)
     assert len(list((out / "runs").glob("*.json"))) == n_records
     assert again["entrants"][FACTORY]["comparison"]["gaps"] == comp["gaps"]
     assert "0 to run" in capsys.readouterr().err

@@ -80,7 +80,7 @@ def teardown_module():
         f"\n\nN target {N_TARGET:.0e}, n_ctx {N_CTX}, vocab {VOCAB}, batch {BATCH}, {torch.get_num_threads()} thread(s)"
     )
     print(
-        f"{'architecture':<15}{'N_kaplan':>9}{'gpt N':>8}{'tok/s':>9}{'gpt tok/s':>10}{'GFLOP/s':>9}{'gpt':>7}  ratio"
+        f"{'architecture':<15}{'N_kaplan':>9} {'gpt N':>8}{'tok/s':>9}{'gpt tok/s':>10}{'GFLOP/s':>9}{'gpt':>7}  ratio"
     )
     for name, (_, nk, gnk, tps, gtps, f, gf) in RESULTS.items():
-        print(f"{name:<15}{nk:9.3g}{gnk:8.3g}{tps:9.0f}{gtps:10.0f}{f / 1e9:9.2f}{gf / 1e9:7.2f}  {f / gf:5.2f}")
+        print(f"{name:<15}{nk:9.3g} {gnk:8.3g}{tps:9.0f}{gtps:10.0f}{f / 1e9:9.2f}{gf / 1e9:7.2f}  {f / gf:5.2f}")

@@ -52,8 +52,8 @@ from torch import nn
 from ..errors import UserError
 from .base import LanguageModel
 from .config import ModelArgs, ModelCounts
-from .gpt import ASPECT, HEAD_DIM, _check_shape_options
-from .layers import MLP, CausalSelfAttention, LayerNorm
+from .gpt import ASPECT, HEAD_DIM, Block, _check_shape_options
+from .layers import LayerNorm
 from .ops import linear_cross_entropy
 
 
@@ -115,17 +115,9 @@ def causal_upsample(z: torch.Tensor, stride: int, T: int) -> torch.Tensor:
     return z[:, index]
 
 
-class Block(nn.Module):
-    def __init__(self, cfg: FunnelArgs):
-        super().__init__()
-        self.ln1 = LayerNorm(cfg.d_model, cfg.bias)
-        self.attn = CausalSelfAttention(cfg.d_model, cfg.n_head, cfg.bias)
-        self.ln2 = LayerNorm(cfg.d_model, cfg.bias)
-        self.mlp = MLP(cfg.d_model, cfg.mlp_ratio, cfg.bias)
-
-    def forward(self, x):
-        x = x + self.attn(self.ln1(x))
-        return x + self.mlp(self.ln2(x))
+def _block(cfg: FunnelArgs) -> Block:
+    """The GPT's pre-norm block (attention and MLP with this model's width, heads, ratio and biases)."""
+    return Block(cfg.d_model, cfg.n_head, cfg.mlp_ratio, cfg.bias)
 
 
 class Funnel(LanguageModel):
@@ -136,8 +128,8 @@ class Funnel(LanguageModel):
         self.config = cfg
         self.wte = nn.Embedding(cfg.vocab_size, cfg.d_model)
         self.wpe = nn.Embedding(cfg.n_ctx, cfg.d_model)
-        self.stages = nn.ModuleList(nn.ModuleList(Block(cfg) for _ in range(cfg.n_layer)) for _ in range(cfg.n_stage))
-        self.decoder = nn.ModuleList(Block(cfg) for _ in range(cfg.decoder_layers))
+        self.stages = nn.ModuleList(nn.ModuleList(_block(cfg) for _ in range(cfg.n_layer)) for _ in range(cfg.n_stage))
+        self.decoder = nn.ModuleList(_block(cfg) for _ in range(cfg.decoder_layers))
         self.ln_f = LayerNorm(cfg.d_model, cfg.bias)
         self.head = None if cfg.tie_weights else nn.Linear(cfg.d_model, cfg.vocab_size, bias=False)
         for m in self.modules():

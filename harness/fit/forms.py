@@ -367,6 +367,95 @@ class IsoFlopParabola(Form):
         return _grid([lmin - 0.05, lmin], [math.log(k) for k in (0.01, 0.1, 1.0)], np.linspace(u.min(), u.max(), 5))
 
 
+@register_form("routing")
+@dataclass
+class RoutedLM(Form):
+    """Clark et al. (2022, "Unified Scaling Laws for Routed Language Models") eq. 1, in base-10 logs as printed:
+
+    ``log10 L = a log10 N + b log10 E_hat + c log10 N log10 E_hat + d``, with the saturating expert count
+    ``1/E_hat = 1/(E - 1 + (1/E_start - 1/E_max)^-1) + 1/E_max`` (``E_hat = E_start`` for a dense model, E = 1;
+    ``E_hat -> E_max`` as E grows). N is the dense parameter count (what one token sees), E the experts per
+    routed layer.
+
+    Raw coordinates ``a, b, c, d, log E_start, log(E_max - E_start)`` keep ``E_max > E_start > 0`` (the
+    transform needs both). For fixed ``E_start, E_max`` the law is linear in ``a, b, c, d``, so each start of
+    the grid is the exact least-squares solution for its pair: the optimiser only has the two saturation
+    parameters left to find.
+    """
+
+    default_loss: ClassVar[str] = "mse"  # least squares on log L, the usual choice for a law linear in its logs
+
+    def __post_init__(self):
+        self.param_names = ("a", "b", "c", "d", "E_start", "E_max")
+        self.raw_names = ("a", "b", "c", "d", "log_E_start", "log_E_max_minus_E_start")
+        self.n_inputs = 2
+        self.input_names = ("N", "E")
+        self.formula = "log10 L = a log10 N + b log10 E_hat + c log10 N log10 E_hat + d"
+
+    @property
+    def log_coordinates(self) -> tuple[bool, ...]:
+        return (False, False, False, False, True, True)
+
+    @staticmethod
+    def e_hat(E, e_start, e_max):
+        """The saturating transform (numpy or torch, broadcasting)."""
+        return 1.0 / (1.0 / (E - 1.0 + e_start * e_max / (e_max - e_start)) + 1.0 / e_max)
+
+    def log_predict(self, raw, logx):
+        ln10 = math.log(10.0)
+        es = raw[:, 4:5].exp()
+        em = es + raw[:, 5:6].exp()
+        u = logx[None, :, 0] / ln10
+        v = torch.log(self.e_hat(logx[None, :, 1].exp(), es, em)) / ln10
+        a, b, c, d = (raw[:, i : i + 1] for i in range(4))
+        return ln10 * (a * u + b * v + c * u * v + d)
+
+    def to_natural(self, raw):
+        out = np.array(raw, dtype=float)
+        out[..., 4] = np.exp(out[..., 4])
+        out[..., 5] = out[..., 4] + np.exp(np.asarray(raw, dtype=float)[..., 5])
+        return out
+
+    def from_natural(self, params):
+        out = np.array(params, dtype=float)
+        if np.any(out[..., 5] <= out[..., 4]) or np.any(out[..., 4] <= 0):
+            raise ValueError("the routing law needs E_max > E_start > 0")
+        out[..., 5] = np.log(out[..., 5] - out[..., 4])
+        out[..., 4] = np.log(out[..., 4])
+        return out
+
+    def linear_solution(self, logx, logy, e_start, e_max, w=None):
+        """Weighted least squares of ``log10 L`` on ``(log10 N, log10 E_hat, their product, 1)``: ``a, b, c, d``."""
+        ln10 = math.log(10.0)
+        u = logx[:, 0] / ln10
+        v = np.log10(self.e_hat(np.exp(logx[:, 1]), e_start, e_max))
+        A = np.stack([u, v, u * v, np.ones_like(u)], axis=1)
+        sw = np.sqrt(np.ones_like(u) if w is None else np.asarray(w, dtype=float))
+        return np.linalg.lstsq(A * sw[:, None], (logy / ln10) * sw, rcond=None)[0]
+
+    def start_grid(self, logx, logy):
+        rows = []
+        for es in (1.2, 2.0, 4.0, 8.0):
+            for gap in (30.0, 100.0, 300.0, 1000.0, 3000.0):
+                a, b, c, d = self.linear_solution(logx, logy, es, es + gap)
+                rows.append([a, b, c, d, math.log(es), math.log(gap)])
+        return torch.tensor(rows, dtype=torch.float64)
+
+    def diagnose(self, params, logx):
+        e = np.exp(logx[:, 1])
+        msgs = []
+        if params["E_max"] > 10 * e.max():
+            msgs.append(
+                f"E_max = {params['E_max']:.4g} is more than 10x the largest E sampled ({e.max():.4g}): the data show "
+                "no saturation, so E_max is a lower bound rather than an estimate"
+            )
+        return msgs
+
+    def n_cutoff(self, params: dict[str, float]) -> float:
+        """The dense size at which routing stops helping: ``d log L / d log E_hat = b + c log10 N = 0``."""
+        return 10.0 ** (-params["b"] / params["c"]) if params["c"] > 0 else math.inf
+
+
 @register_form("bnsl")
 @dataclass
 class BNSL(Form):

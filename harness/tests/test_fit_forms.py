@@ -35,6 +35,8 @@ N_GRID, D_GRID = np.meshgrid(np.logspace(7, 10, 8), np.logspace(9, 12, 8))
 TWO_D = np.stack([N_GRID.ravel(), D_GRID.ravel()], axis=1)
 N_S, S_S = np.meshgrid(np.logspace(4, 7, 8), np.logspace(2, 5, 8))
 TWO_D_NS = np.stack([N_S.ravel(), S_S.ravel()], axis=1)
+N_R, E_R = np.meshgrid(np.logspace(7, 9.2, 6), [1, 2, 4, 8, 16, 32, 64, 128, 256, 512])
+TWO_D_NE = np.stack([N_R.ravel(), E_R.ravel()], axis=1)
 
 CASES = {
     "power": ({"A": 12.0, "alpha": 0.076}, ONE_D),
@@ -42,6 +44,8 @@ CASES = {
     "chinchilla": ({"E": 1.69, "A": 406.4, "B": 410.7, "alpha": 0.34, "beta": 0.28}, TWO_D),
     "kaplan": ({"N_c": 8.8e13, "D_c": 5.4e13, "alpha_N": 0.076, "alpha_D": 0.095}, TWO_D),
     "kaplan_ns": ({"N_c": 8.8e13, "S_c": 2.1e3, "alpha_N": 0.076, "alpha_S": 0.76}, TWO_D_NS),
+    # Clark et al. (2022) Table 3's S-Base row: saturation at E_max = 174 is inside the sampled E (up to 512)
+    "routing": ({"a": -0.082, "b": -0.108, "c": 0.009, "d": 1.104, "E_start": 1.847, "E_max": 174.0}, TWO_D_NE),
     "m1": ({"beta": 5.0, "c": -0.2}, ONE_D),
     "m2": ({"e_inf": 0.2, "beta": 3.0, "c": -0.35}, ONE_D),
     "m3": ({"e_inf": 0.2, "beta": 3.0, "gamma": 5e3, "c": -0.4}, ONE_D),
@@ -151,7 +155,8 @@ def test_cluster_bootstrap_resamples_whole_groups():
 
 def test_forms_declare_their_default_loss_and_options():
     assert form_class("bnsl").default_loss == "mse" and form_class("bnsl").options() == {"n_breaks": 1}
-    for name in set(available_forms()) - {"bnsl"}:
+    assert form_class("routing").default_loss == "mse" and form_class("routing").options() == {}
+    for name in set(available_forms()) - {"bnsl", "routing"}:
         assert form_class(name).default_loss == "huber" and form_class(name).options() == {}, name
     assert ScalingLaw("bnsl").objective.loss == "mse"  # the form's default ...
     assert ScalingLaw("power").objective.loss == "huber"

@@ -17,3 +17,12 @@ def chinchilla_data():
     if not CHINCHILLA.path.exists():
         pytest.skip("Chinchilla data not in the cache; set SCALING_DATA_DIR to a folder holding chinchilla/")
     return load_chinchilla()
+
+
+@pytest.fixture(scope="session")
+def routing_runs():
+    from replications.routing.data import ROUTING, load_routing
+
+    if not ROUTING.path.exists():
+        pytest.skip("routing data not in the cache; set SCALING_DATA_DIR to a folder holding routing/")
+    return load_routing()

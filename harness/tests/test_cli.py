@@ -86,7 +86,7 @@ def test_fit_help_gives_each_forms_default_loss(capsys):
     with pytest.raises(SystemExit):
         main(["fit", "--help"])
     out = " ".join(capsys.readouterr().out.split())
-    assert "mse for bnsl; huber for the others" in out
+    assert "mse for bnsl, routing; huber for the others" in out
     assert "for --form bnsl only (default 1)" in out
 
 
@@ -152,7 +152,7 @@ def test_data_fetch(capsys, chinchilla_data):
     assert main(["data", "fetch", "chinchilla"]) == 0
     assert capsys.readouterr().out == f"{CHINCHILLA.path}\n"
     assert main(["data", "fetch", "nope"]) == 2
-    assert capsys.readouterr().err == "scaling data: error: unknown data set 'nope'; known: chinchilla\n"
+    assert capsys.readouterr().err == "scaling data: error: unknown data set 'nope'; known: chinchilla, routing\n"
 
 
 def test_strict_fails_on_a_verdict_that_differs_from_the_recorded_one(tmp_path, monkeypatch, capsys, chinchilla_data):

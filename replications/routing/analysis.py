@@ -101,14 +101,18 @@ class RoutingAudit:
                 gap,
                 percentile_interval(boot, LEVEL),
                 LEVEL,
-                f"S-Base minus {other} in log10 L, averaged over the {n_cells} (N, E) cells both trained; cells resampled",
+                f"S-Base minus {other} in log10 L, averaged over the {n_cells} (N, E) cells both trained; "
+                "cells resampled",
             )
             diff = self.fits["S-Base"].boot.column("log10_n_cutoff")
             diff = diff[: min(len(diff), len(self.fits[other].boot.column("log10_n_cutoff")))]
             diff = diff - self.fits[other].boot.column("log10_n_cutoff")[: len(diff)]
             s, o = (float(self._point_cutoff(r)) for r in ("S-Base", other))
             m[f"{k}.log10_n_cutoff_diff"] = Measurement(
-                s - o, percentile_interval(diff, LEVEL), LEVEL, "independent bootstraps of the two fits, paired by index"
+                s - o,
+                percentile_interval(diff, LEVEL),
+                LEVEL,
+                "independent bootstraps of the two fits, paired by index",
             )
         dp, db = self.dense_law.params_, self.dense_boot
         dnote = f"{len(self.dense_law.y_)} dense runs; {db.n_resamples} bootstrap refits ({db.n_failed} failed)"

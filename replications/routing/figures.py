@@ -51,7 +51,8 @@ def routing_laws(audit: RoutingAudit):
     ax.axhline(0, color="k", lw=0.8)
     ax.axvspan(sizes.min(), sizes.max(), color="0.9", zorder=0, label="sizes trained")
     ax.set(xscale="log", xlabel="dense parameters N", ylabel="-d log10 L / d log10 E_hat")
-    ax.set_title(f"benefit of routing ({100 * LEVEL:g}% band); dashed: Table 3, dotted: published N_cutoff", fontsize=10)
+    title = f"benefit of routing ({100 * LEVEL:g}% band); dashed: Table 3, dotted: published N_cutoff"
+    ax.set_title(title, fontsize=10)
     ax.legend(fontsize=8)
     fig.suptitle("Clark et al. (2022) eq. (1) refit on the released runs")
     fig.tight_layout()

@@ -8,7 +8,9 @@ The protocol, the same for every entrant (``scaling arena ARCH ... --baseline gp
    fitted on the GPT, is only the centre of the grid). Each size's optimum is the vertex of a parabola in
    ``log lr`` through the best point and its neighbours (:func:`harness.recipe_fit.size_optimum`); the
    entrant's own rule ``log lr*(N)`` is the straight line in ``log N`` through those optima (one optimum:
-   the same factor at every size). An optimum on the edge of the grid is used as is and flagged.
+   the same factor at every size). An optimum on the edge of the grid is not an optimum: the grid is extended
+   one step (the grid's own ratio) beyond that edge, at most ``LR_EXTEND`` times per size, and an optimum
+   still on the edge after that is used as is and flagged. Every extension is noted in ``arena.json``.
 2. **Size sweep.** Each of the tier's ``sizes`` (target Kaplan N, through the entrant's own shape policy)
    trains ``tokens_per_param x N_active`` tokens (a fixed tokens-per-parameter ratio, N counting every
    parameter a token passes through, embeddings included, as Hoffmann et al. count N) at the entrant's rule's
@@ -58,6 +60,8 @@ SAME_BAND = 0.02  # nats per decade of compute: ~10 % of the baseline's own slop
 # per decade in the Kaplan and Chinchilla cpu tiers), below which a difference in trend is not worth a verdict
 PLATEAU_FRACTION = 1 / 3  # an entrant improving by under a third of the baseline's rate per decade has levelled off
 BOOTSTRAP = 1000
+LR_EXTEND = 2  # extra rates tried beyond an edge optimum, per size: two grid steps (4x at the cpu tier's ratio 2)
+# cover the optima we have seen sit past a 16x grid, and bound what a diverging entrant can cost
 FLOP_CONVENTION = (
     "C = (FLOPs per token) x D with Hoffmann et al. (2022) App. F's count of every matmul of the model, embeddings, "
     "attention logits and softmax included, forward x 3; a sparse model counts the path one token takes"
@@ -304,26 +308,55 @@ def choose_lr(tier: ArenaTier, by_size: dict[float, list[dict]]) -> LRChoice:
     return LRChoice(table, float(slope), float(icpt), notes)
 
 
+def edge_extensions(choice: LRChoice) -> list[tuple[float, float]]:
+    """``(N, lr)`` one grid step beyond each size whose best finished run is at the edge of its grid: above the
+    largest rate tried or below the smallest, the step being the ratio of the two rates at that edge."""
+    out = []
+    for row in choice.table:
+        lrs, losses = row["lrs"], row["losses"]
+        if len(lrs) < 2 or not any(math.isfinite(v) for v in losses):
+            continue
+        k = int(np.argmin(losses))
+        if k == len(lrs) - 1:
+            out.append((row["N_target"], _round_lr(lrs[-1] * lrs[-1] / lrs[-2])))
+        elif k == 0:
+            out.append((row["N_target"], _round_lr(lrs[0] * lrs[0] / lrs[1])))
+    return out
+
+
 # ------------------------------------------------------------------------------------------------ running
-def run_entrant(ent: Entrant, tier: ArenaTier, out: Path, workers: int, data, log, stream) -> dict[str, Any]:
+def run_entrant(
+    ent: Entrant, tier: ArenaTier, out: Path, workers: int, data, log, stream, lr_extend: int = LR_EXTEND
+) -> dict[str, Any]:
     """Both phases for one entrant; returns its learning-rate choice and its size-sweep records."""
-    check_causal(ent, tier, min(tier.sizes))
-    lr_configs, at_size = [], []
-    for n in tier.lr_sizes:
-        for lr in lr_grid(tier, n):
-            cfg = _size_config(ent, tier, n, lr, tier.seeds[0])
-            lr_configs.append((cfg, f"arena lr-sweep {ent.label} N={n:.3g} lr={lr:.3g}"))
-            at_size.append(n)
-    lr_recs = _run(_plan(f"arena-{tier.name}-{ent.slug}-lr", lr_configs, tier, data, log), out, workers, stream)
-    by_id = {r["run_id"]: r for r in lr_recs}
     from .train import run_key
 
+    check_causal(ent, tier, min(tier.sizes))
     by_size: dict[float, list[dict]] = {}
-    for (cfg, _), n in zip(lr_configs, at_size, strict=True):
-        rec = by_id.get(run_key(cfg, data))
-        if rec is not None:
-            by_size.setdefault(n, []).append(rec)
-    choice = choose_lr(tier, by_size)
+
+    def sweep(name: str, points: list[tuple[float, float]]) -> None:
+        configs = [
+            (_size_config(ent, tier, n, lr, tier.seeds[0]), f"arena lr-sweep {ent.label} N={n:.3g} lr={lr:.3g}")
+            for n, lr in points
+        ]
+        by_id = {r["run_id"]: r for r in _run(_plan(name, configs, tier, data, log), out, workers, stream)}
+        for (cfg, _), (n, _) in zip(configs, points, strict=True):
+            rec = by_id.get(run_key(cfg, data))
+            have = by_size.setdefault(n, [])
+            if rec is not None and all(r["run_id"] != rec["run_id"] for r in have):
+                have.append(rec)
+
+    sweep(f"arena-{tier.name}-{ent.slug}-lr", [(n, lr) for n in tier.lr_sizes for lr in lr_grid(tier, n)])
+    choice, extended = choose_lr(tier, by_size), []
+    for _ in range(lr_extend):  # one step beyond each edge optimum per round; the manifest grows with the rounds
+        new = edge_extensions(choice)
+        if not new:
+            break
+        extended += new
+        sweep(f"arena-{tier.name}-{ent.slug}-lr-ext", extended)
+        choice = choose_lr(tier, by_size)
+    for n, lr in extended:
+        choice.notes.append(f"N = {n:.3g}: the grid was extended to lr {lr:.3g} (an optimum at its edge)")
     size_configs = []
     for n in tier.sizes:
         for seed in tier.seeds:
@@ -678,10 +711,12 @@ def run_arena(
     workers: int = 2,
     n_boot: int = BOOTSTRAP,
     isoflop: bool = False,
+    lr_extend: int = LR_EXTEND,
     stream=None,
 ) -> dict[str, Any]:
     """Train (or reuse) every entrant's runs and the baseline's, analyse them, write arena.json/.png/verdicts.md.
-    ``isoflop`` adds the tier's IsoFLOP plan: the same comparison on each budget's best loss."""
+    ``isoflop`` adds the tier's IsoFLOP plan: the same comparison on each budget's best loss. ``lr_extend``: at
+    most this many rates tried beyond an edge optimum of the learning-rate sweep, per size (0: none)."""
     from .data.corpus import open_data
     from .provenance import write_json_atomic
 
@@ -712,7 +747,9 @@ def run_arena(
     results = {}
     for i, ent in enumerate(entrants, 1):
         stream.write(f"[{i}/{len(entrants)}] {ent.label}{' (baseline)' if ent.label == baseline else ''}\n")
-        results[ent.label] = run_entrant(ent, t, out, workers, data, lambda s: stream.write(s + "\n"), stream)
+        results[ent.label] = run_entrant(
+            ent, t, out, workers, data, lambda s: stream.write(s + "\n"), stream, lr_extend
+        )
     summary = _jsonable(analyse(results, baseline, t, n_boot))
     write_json_atomic(out / "arena.json", summary)
     table = verdict_table(summary)

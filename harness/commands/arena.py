@@ -29,6 +29,13 @@ def register(sub) -> None:
         action="store_true",
         help="also train the tier's IsoFLOP plan (several sizes per compute budget); compare the best loss per budget",
     )
+    p.add_argument(
+        "--lr-extend",
+        type=int,
+        default=None,
+        metavar="K",
+        help="rates tried beyond an edge optimum of the learning-rate sweep, one grid step each, per size (default 2)",
+    )
     p.add_argument("--list", action="store_true", help="list the registered architectures and the tiers, then exit")
     p.set_defaults(func=run)
 
@@ -45,6 +52,9 @@ def run(args) -> int:
         return 0
     if args.workers < 1:
         raise UserError(f"--workers must be at least 1, got {args.workers}")
+    lr_extend = arena.LR_EXTEND if args.lr_extend is None else args.lr_extend
+    if lr_extend < 0:
+        raise UserError(f"--lr-extend must be non-negative, got {lr_extend}")
     n_boot = arena.BOOTSTRAP if args.bootstrap is None else args.bootstrap
     if n_boot < 0:
         raise UserError(f"--bootstrap must be non-negative, got {n_boot}")
@@ -56,6 +66,7 @@ def run(args) -> int:
         workers=args.workers,
         n_boot=n_boot,
         isoflop=args.isoflop,
+        lr_extend=lr_extend,
     )
     print(summary["table"])
     print(f"results: {summary['out']}/arena.json, arena.png, verdicts.md")

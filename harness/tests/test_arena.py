@@ -100,6 +100,44 @@ def test_learning_rate_rule_through_each_sizes_optimum():
         arena.choose_lr(tier, {1e3: [_rec(i, 1.0, 0, 1e-3, status="failed") for i in range(3)]})
 
 
+def test_an_edge_optimum_extends_the_grid_until_it_is_interior(monkeypatch):
+    # a fake trainer: loss is a parabola in log10 lr with its vertex at 2.5x the grid's largest rate: the sweep
+    # steps beyond the edge to 2x (still the best, so still the edge), then to 4x, and the optimum is interior
+    tier = arena.TIERS["smoke"]
+    top = arena.lr_grid(tier, 2e3)[-1]
+    trained = []
+
+    def fake_run(plan, out, workers, stream):
+        trained.extend(r.config.lr for r in plan.runs)
+        return [
+            {
+                "run_id": r.run_id,
+                "status": "finished",
+                "loss": {"val_final": 3 + math.log10(r.config.lr / (2.5 * top)) ** 2},
+                "scale": {"C_hoffmann": 1e9, "N_active": 2e3},
+                "resolved": {"peak_lr": r.config.lr},
+            }
+            for r in plan.runs
+        ]
+
+    monkeypatch.setattr(arena, "_run", fake_run)
+    from harness.data.corpus import open_data
+
+    data = open_data("default", "byte", 256, log=lambda s: None)
+    tier = arena.ArenaTier(**{**tier.__dict__, "lr_sizes": (2e3,)})
+    res = arena.run_entrant(arena.entrant("gpt"), tier, None, 1, data, lambda s: None, None)
+    row = res["lr"].table[0]
+    assert row["lrs"][-2:] == pytest.approx([2 * top, 4 * top], rel=1e-3) and not row["note"]
+    assert row["lr_opt"] == pytest.approx(2.5 * top, rel=1e-3)  # the parabola's vertex, now inside the grid
+    assert sum("extended" in n for n in res["lr"].notes) == 2
+    # with no extension allowed the edge optimum is used as is, and flagged
+    res0 = arena.run_entrant(arena.entrant("gpt"), tier, None, 1, data, lambda s: None, None, lr_extend=0)
+    assert res0["lr"].table[0]["lr_opt"] == pytest.approx(top) and "largest" in res0["lr"].notes[0]
+    # the step below the smallest rate is the grid's own ratio too
+    choice = arena.LRChoice([{"N_target": 1e3, "lrs": [1e-3, 2e-3, 4e-3], "losses": [1.0, 2.0, 3.0]}], 0, 0)
+    assert arena.edge_extensions(choice) == [(1e3, 5e-4)]
+
+
 # ------------------------------------------------------------------------------------- verdicts
 C = np.geomspace(1e10, 1e13, 6)
 
@@ -178,7 +216,7 @@ def test_arena_end_to_end_with_a_user_module_in_a_worker_pool(tmp_path, capsys):
     saved = json.loads((out / "arena.json").read_text())
     assert set(saved["entrants"]) == {"gpt", FACTORY}
     for e in saved["entrants"].values():
-        assert len(e["runs"]) == 3 and len(e["lr_sweep"][0]["lrs"]) == 3
+        assert len(e["runs"]) == 3 and 3 <= len(e["lr_sweep"][0]["lrs"]) <= 3 + arena.LR_EXTEND
         assert "alpha" in e["fits"]["power"]["params"]
     comp = saved["entrants"][FACTORY]["comparison"]
     assert comp["verdict"] in ("better", "worse", "same", "plateaus", "inconclusive")
@@ -192,9 +230,10 @@ def test_arena_end_to_end_with_a_user_module_in_a_worker_pool(tmp_path, capsys):
     names = {json.loads(f.read_text())["model"]["name"] for f in (out / "runs").glob("*.json")}
     assert names == {"gpt", "factory"}
     n_records = len(list((out / "runs").glob("*.json")))
-    # per entrant: 3 learning rates at one size, 3 sizes (the smallest shares its run with the sweep when the
-    # rule's rate there is a swept one, as it is for an optimum on the grid's edge), 3 IsoFLOP runs
-    assert 2 * (3 + 2 + 3) <= n_records <= 2 * (3 + 3 + 3)
+    # per entrant: 3 learning rates at one size (+ up to LR_EXTEND beyond an edge optimum), 3 sizes (the smallest
+    # shares its run with the sweep when the rule's rate there is a swept one, as it is for an optimum on the
+    # grid's edge), 3 IsoFLOP runs
+    assert 2 * (3 + 2 + 3) <= n_records <= 2 * (3 + arena.LR_EXTEND + 3 + 3)
     # resumable: a second call trains nothing and reaches the same numbers
     again = arena.run_arena([FACTORY], baseline="gpt", tier=MICRO, out=out, workers=2, n_boot=50, isoflop=True)
     assert len(list((out / "runs").glob("*.json"))) == n_records

@@ -263,6 +263,18 @@ def _run(plan, out: Path, workers: int, stream) -> list[dict]:
     return recs
 
 
+def _load(plan, out: Path, workers: int, stream) -> list[dict]:
+    """:func:`_run` without training (an audit): each planned run's verified record, or an error naming how
+    many are missing."""
+    from . import records
+
+    recs = [records.finished_or_failed(records.run_paths(out, r.run_id)[0]) for r in plan.runs]
+    missing = sum(r is None for r in recs)
+    if missing:
+        raise UserError(f"{missing} of {len(recs)} runs of {plan.name} have no record in {out}; train them first")
+    return recs
+
+
 def _loss(rec: dict) -> float:
     v = rec["loss"].get("val_final") if rec["status"] == "finished" else None
     return math.inf if v is None else float(v)
@@ -326,12 +338,23 @@ def edge_extensions(choice: LRChoice) -> list[tuple[float, float]]:
 
 # ------------------------------------------------------------------------------------------------ running
 def run_entrant(
-    ent: Entrant, tier: ArenaTier, out: Path, workers: int, data, log, stream, lr_extend: int = LR_EXTEND
+    ent: Entrant,
+    tier: ArenaTier,
+    out: Path,
+    workers: int,
+    data,
+    log,
+    stream,
+    lr_extend: int = LR_EXTEND,
+    train: bool = True,
 ) -> dict[str, Any]:
-    """Both phases for one entrant; returns its learning-rate choice and its size-sweep records."""
+    """Both phases for one entrant; returns its learning-rate choice and its size-sweep records. With ``train``
+    false nothing is trained: the same plan is made and every run of it must already have a record in ``out``."""
     from .train import run_key
 
-    check_causal(ent, tier, min(tier.sizes))
+    if train:
+        check_causal(ent, tier, min(tier.sizes))
+    execute = _run if train else _load
     by_size: dict[float, list[dict]] = {}
 
     def sweep(name: str, points: list[tuple[float, float]]) -> None:
@@ -339,7 +362,7 @@ def run_entrant(
             (_size_config(ent, tier, n, lr, tier.seeds[0]), f"arena lr-sweep {ent.label} N={n:.3g} lr={lr:.3g}")
             for n, lr in points
         ]
-        by_id = {r["run_id"]: r for r in _run(_plan(name, configs, tier, data, log), out, workers, stream)}
+        by_id = {r["run_id"]: r for r in execute(_plan(name, configs, tier, data, log), out, workers, stream)}
         for (cfg, _), (n, _) in zip(configs, points, strict=True):
             rec = by_id.get(run_key(cfg, data))
             have = by_size.setdefault(n, [])
@@ -362,12 +385,13 @@ def run_entrant(
         for seed in tier.seeds:
             cfg = _size_config(ent, tier, n, choice.lr(n), seed)
             size_configs.append((cfg, f"arena size {ent.label} N={n:.3g} lr={choice.lr(n):.3g} seed={seed}"))
-    size_recs = _run(_plan(f"arena-{tier.name}-{ent.slug}-size", size_configs, tier, data, log), out, workers, stream)
+    size_plan = _plan(f"arena-{tier.name}-{ent.slug}-size", size_configs, tier, data, log)
+    size_recs = execute(size_plan, out, workers, stream)
     result = {"lr": choice, "runs": size_recs}
     if tier.isoflop_budgets:
         iso_configs = _isoflop_configs(ent, tier, choice)
         plan = _plan(f"arena-{tier.name}-{ent.slug}-isoflop", iso_configs, tier, data, log)
-        result["isoflop"] = _run(plan, out, workers, stream)
+        result["isoflop"] = execute(plan, out, workers, stream)
     return result
 
 
@@ -470,6 +494,23 @@ def _fit_laws(p: dict[str, np.ndarray], n_boot: int, seed: int) -> dict[str, Any
     return out
 
 
+def _interval(reps: list[float]) -> tuple[float, float]:
+    """The ``LEVEL`` percentile interval of bootstrap replicates (unbounded when there are none)."""
+    if not reps:
+        return -math.inf, math.inf
+    lo, hi = np.percentile(reps, [100 * (1 - LEVEL) / 2, 100 * (1 + LEVEL) / 2])
+    return float(lo), float(hi)
+
+
+def _level_at(c: float, C: np.ndarray, L: np.ndarray, slope: float, icpt: float) -> float:
+    """The gap to the baseline's log-log line at compute ``c``, interpolated in log C between the points (one
+    mean gap per distinct C, so a resample's repeated points count once)."""
+    gap = L - np.exp(icpt + slope * np.log(C))
+    xs = np.unique(C)
+    ys = np.array([gap[C == x].mean() for x in xs])
+    return float(np.interp(np.log(c), np.log(xs), ys))
+
+
 def compare(
     entrant_runs: list[dict], baseline_runs: list[dict], n_boot: int = BOOTSTRAP, seed: int = 0
 ) -> dict[str, Any]:
@@ -497,22 +538,17 @@ def compare_points(p: dict, b: dict, n_boot: int = BOOTSTRAP, seed: int = 0) -> 
         for rid, c, n, v, bv in zip(p["run_id"], p["C"], p["N"], p["L"], base_at, strict=True)
     ]
     trend = _trend(p["C"], p["L"], b["C"], b["L"])
+    mid = float(np.median(p["C"]))
     rng = np.random.default_rng(seed)
-    reps = []
+    reps, level_reps = [], []
     for _ in range(n_boot):
         i = rng.integers(0, len(p["C"]), len(p["C"]))
         j = rng.integers(0, len(b["C"]), len(b["C"]))
         if len(np.unique(p["C"][i])) < 2 or len(np.unique(b["C"][j])) < 2:
             continue
         reps.append(_trend(p["C"][i], p["L"][i], b["C"][j], b["L"][j]))
-    lo, hi = (
-        (float(v) for v in np.percentile(reps, [100 * (1 - LEVEL) / 2, 100 * (1 + LEVEL) / 2]))
-        if reps
-        else (
-            -math.inf,
-            math.inf,
-        )
-    )
+        level_reps.append(_level_at(mid, p["C"][i], p["L"][i], *_loglog_line(b["C"][j], b["L"][j])))
+    lo, hi = _interval(reps)
     own, base = _per_decade(p["C"], p["L"]), _per_decade(b["C"], b["L"])
     if lo > 0:
         verdict = "plateaus" if own > PLATEAU_FRACTION * base else "worse"  # both slopes negative when improving
@@ -522,12 +558,7 @@ def compare_points(p: dict, b: dict, n_boot: int = BOOTSTRAP, seed: int = 0) -> 
         verdict = "same"
     else:
         verdict = "inconclusive"
-    mid = float(np.median(p["C"]))
-    level = float(
-        np.interp(
-            np.log(mid), np.log(p["C"][np.argsort(p["C"])]), np.array([g["gap"] for g in gaps])[np.argsort(p["C"])]
-        )
-    )
+    level = _level_at(mid, p["C"], p["L"], slope, icpt)
     return {
         "gaps": gaps,
         "trend_per_decade": trend,
@@ -535,7 +566,7 @@ def compare_points(p: dict, b: dict, n_boot: int = BOOTSTRAP, seed: int = 0) -> 
         "bootstrap_replicates": len(reps),
         "loss_per_decade": own,
         "baseline_loss_per_decade": base,
-        "gap_at_median_C": {"C": mid, "gap": level},
+        "gap_at_median_C": {"C": mid, "gap": level, "interval": list(_interval(level_reps))},
         "verdict": verdict,
     }
 
@@ -631,6 +662,15 @@ def verdict_table(summary: dict[str, Any]) -> str:
 
 
 def plot(summary: dict[str, Any], path: os.PathLike) -> None:
+    """:func:`figure`, saved to ``path``."""
+    import matplotlib.pyplot as plt
+
+    fig = figure(summary)
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def figure(summary: dict[str, Any]):
     """Loss vs compute (equal FLOPs), loss vs active parameters (equal N), and each run's gap to the baseline."""
     import matplotlib
 
@@ -642,7 +682,7 @@ def plot(summary: dict[str, Any], path: os.PathLike) -> None:
     fig, axes = plt.subplots(1, 3, figsize=(15, 4.4))
     base = summary["baseline"]
     for i, (label, e) in enumerate(summary["entrants"].items()):
-        color = f"C{i}"
+        color = f"C{i}" if len(summary["entrants"]) <= 10 else plt.get_cmap("tab20")(i % 20)
         runs = sorted(e["runs"], key=lambda r: r["C"])
         if not runs:
             continue
@@ -688,8 +728,7 @@ def plot(summary: dict[str, Any], path: os.PathLike) -> None:
     tier = summary["tier"]
     fig.suptitle(f"architecture arena, tier {tier['name']}: {tier['description']}", fontsize=9)
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    return fig
 
 
 def _jsonable(obj: Any) -> Any:
@@ -712,11 +751,15 @@ def run_arena(
     n_boot: int = BOOTSTRAP,
     isoflop: bool = False,
     lr_extend: int = LR_EXTEND,
+    train: bool = True,
+    write: bool = True,
     stream=None,
 ) -> dict[str, Any]:
     """Train (or reuse) every entrant's runs and the baseline's, analyse them, write arena.json/.png/verdicts.md.
     ``isoflop`` adds the tier's IsoFLOP plan: the same comparison on each budget's best loss. ``lr_extend``: at
-    most this many rates tried beyond an edge optimum of the learning-rate sweep, per size (0: none)."""
+    most this many rates tried beyond an edge optimum of the learning-rate sweep, per size (0: none). With
+    ``train`` false nothing is trained (every planned run must have its record in ``out``: an audit); with
+    ``write`` false nothing is written to ``out`` beyond run records (the caller saves the summary)."""
     from .data.corpus import open_data
     from .provenance import write_json_atomic
 
@@ -742,19 +785,23 @@ def run_arena(
     if len(set(labels)) != len(labels):
         raise UserError(f"an architecture is named twice: {', '.join(labels)}")
     out = Path(out) if out is not None else Path("runs") / "arena" / t.name
-    out.mkdir(parents=True, exist_ok=True)
+    if train:
+        out.mkdir(parents=True, exist_ok=True)
+    elif not out.is_dir():
+        raise UserError(f"{out}: no arena results to read (train them first)")
     data = open_data(t.data, t.tokenizer, 256 if t.tokenizer == "byte" else 4096, log=lambda s: stream.write(s + "\n"))
     results = {}
     for i, ent in enumerate(entrants, 1):
         stream.write(f"[{i}/{len(entrants)}] {ent.label}{' (baseline)' if ent.label == baseline else ''}\n")
         results[ent.label] = run_entrant(
-            ent, t, out, workers, data, lambda s: stream.write(s + "\n"), stream, lr_extend
+            ent, t, out, workers, data, lambda s: stream.write(s + "\n"), stream, lr_extend, train
         )
     summary = _jsonable(analyse(results, baseline, t, n_boot))
-    write_json_atomic(out / "arena.json", summary)
     table = verdict_table(summary)
-    (out / "verdicts.md").write_text("```\n" + table + "\n```\n")
-    plot(summary, out / "arena.png")
+    if write:
+        write_json_atomic(out / "arena.json", summary)
+        (out / "verdicts.md").write_text("```\n" + table + "\n```\n")
+        plot(summary, out / "arena.png")
     summary["table"] = table
     summary["out"] = str(out)
     return summary

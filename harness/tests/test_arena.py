@@ -238,4 +238,14 @@ def test_arena_end_to_end_with_a_user_module_in_a_worker_pool(tmp_path, capsys):
     again = arena.run_arena([FACTORY], baseline="gpt", tier=MICRO, out=out, workers=2, n_boot=50, isoflop=True)
     assert len(list((out / "runs").glob("*.json"))) == n_records
     assert again["entrants"][FACTORY]["comparison"]["gaps"] == comp["gaps"]
+    # an audit reads the same records without training or writing, and refuses a folder missing any of them
+    before = (out / "arena.json").stat().st_mtime_ns
+    kw = dict(baseline="gpt", tier=MICRO, workers=1, n_boot=50, isoflop=True, train=False, write=False)
+    read = arena.run_arena([FACTORY], out=out, **kw)
+    assert read["entrants"][FACTORY]["comparison"] == comp and (out / "arena.json").stat().st_mtime_ns == before
+    lo, hi = comp["gap_at_median_C"]["interval"]
+    assert lo <= comp["gap_at_median_C"]["gap"] <= hi
+    next((out / "runs").glob("*.json")).unlink()
+    with pytest.raises(UserError, match="no record"):
+        arena.run_arena([FACTORY], out=out, **kw)
     assert "0 to run" in capsys.readouterr().err

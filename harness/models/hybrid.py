@@ -38,23 +38,20 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-import torch
 from torch import nn
 
 from ..errors import UserError
-from .base import LanguageModel
 from .config import MAX_DIMENSION, ModelArgs, ModelCounts
 from .gpt import ASPECT, HEAD_DIM, _check_shape_options, depth_for
 from .layers import MLP, CausalSelfAttention, RMSNorm
 from .mamba import (
     MambaBlock,
+    ResidualStackLM,
     dt_rank_for,
     mamba_width_for,
     mixer_counts,
     mixer_options,
-    no_decay_param_groups,
 )
-from .ops import linear_cross_entropy
 
 ATTN_EVERY = 4  # one attention block per ATTN_EVERY layers (Jamba: 8)
 
@@ -128,7 +125,7 @@ def attention_block_counts(d: int, n_head: int, n_ctx: int, f: int, bias: bool) 
     return {"weights": weights, "params": weights + biases + 2 * d, "hoffmann": attn + 4 * f * d * d}
 
 
-class Hybrid(LanguageModel):
+class Hybrid(ResidualStackLM):
     Args = HybridArgs
 
     def __init__(self, cfg: HybridArgs):
@@ -159,26 +156,6 @@ class Hybrid(LanguageModel):
             for lin in (block.attn.qkv, block.attn.proj, block.mlp.fc, block.mlp.proj):
                 if lin.bias is not None:
                     nn.init.zeros_(lin.bias)
-
-    @property
-    def head_weight(self) -> torch.Tensor:
-        return self.wte.weight if self.head is None else self.head.weight
-
-    def embedding_parameters(self):
-        return [self.wte.weight] + ([] if self.head is None else [self.head.weight])
-
-    def param_groups(self, weight_decay: float) -> list[dict]:
-        return no_decay_param_groups(self, weight_decay)
-
-    def hidden(self, idx: torch.Tensor) -> torch.Tensor:
-        """Final hidden states (B, T, d_model), after the last RMSNorm. No positions: any T works."""
-        x = self.wte(idx)
-        for block in self.blocks:
-            x = block(x)
-        return self.norm_f(x)
-
-    def forward(self, idx: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-        return linear_cross_entropy(self.hidden(idx), self.head_weight, None, targets, self.kernels_used)
 
     # ----------------------------------------------------------------------------------- accounting
     @classmethod

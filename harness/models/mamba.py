@@ -399,21 +399,9 @@ def check_mamba_shape_options(aspect, min_layers) -> None:
         raise UserError(f"shape option min_layers must be a positive whole number, got {min_layers!r}")
 
 
-class Mamba(LanguageModel):
-    Args = MambaArgs
-
-    def __init__(self, cfg: MambaArgs):
-        super().__init__()
-        self.config = cfg
-        self.wte = nn.Embedding(cfg.vocab_size, cfg.d_model)
-        self.blocks = nn.ModuleList(MambaBlock(cfg.d_model, **mixer_options(cfg)) for _ in range(cfg.n_layer))
-        self.norm_f = RMSNorm(cfg.d_model)
-        self.head = None if cfg.tie_weights else nn.Linear(cfg.d_model, cfg.vocab_size, bias=False)
-        nn.init.normal_(self.wte.weight, 0.0, 0.02)
-        if self.head is not None:
-            nn.init.normal_(self.head.weight, 0.0, 0.02)
-        for block in self.blocks:
-            block.mixer.reset_parameters(0.02 / math.sqrt(cfg.n_layer))  # one residual branch per layer
+class ResidualStackLM(LanguageModel):
+    """What Mamba and the hybrid share: token embedding ``wte`` (no positions), a stack ``blocks`` of residual
+    blocks, a final RMSNorm ``norm_f``, and an output ``head`` (None: tied to ``wte``). Subclasses build those."""
 
     @property
     def head_weight(self) -> torch.Tensor:
@@ -434,6 +422,23 @@ class Mamba(LanguageModel):
 
     def forward(self, idx: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
         return linear_cross_entropy(self.hidden(idx), self.head_weight, None, targets, self.kernels_used)
+
+
+class Mamba(ResidualStackLM):
+    Args = MambaArgs
+
+    def __init__(self, cfg: MambaArgs):
+        super().__init__()
+        self.config = cfg
+        self.wte = nn.Embedding(cfg.vocab_size, cfg.d_model)
+        self.blocks = nn.ModuleList(MambaBlock(cfg.d_model, **mixer_options(cfg)) for _ in range(cfg.n_layer))
+        self.norm_f = RMSNorm(cfg.d_model)
+        self.head = None if cfg.tie_weights else nn.Linear(cfg.d_model, cfg.vocab_size, bias=False)
+        nn.init.normal_(self.wte.weight, 0.0, 0.02)
+        if self.head is not None:
+            nn.init.normal_(self.head.weight, 0.0, 0.02)
+        for block in self.blocks:
+            block.mixer.reset_parameters(0.02 / math.sqrt(cfg.n_layer))  # one residual branch per layer
 
     # ----------------------------------------------------------------------------------- accounting
     @classmethod

@@ -503,7 +503,8 @@ class BNSL(Form):
         for i in range(1, self.n_breaks + 1):
             c, d, f = params[f"c{i}"], params[f"d{i}"], params[f"f{i}"]
             z = (math.log(x_max) - math.log(d)) / f
-            out.append(abs(c * f * (z + math.log1p(math.exp(-z)) if z > 0 else math.log1p(math.exp(z)))))
+            softplus = z + math.log1p(math.exp(-z)) if z > 0 else math.log1p(math.exp(z))  # log(1 + e^z), stably
+            out.append(abs(c * f * softplus))
         return out
 
     def diagnose(self, params, logx):
@@ -512,11 +513,15 @@ class BNSL(Form):
         msgs = []
         for i, eff in enumerate(self.break_effects(params, x_max), start=1):
             d = params[f"d{i}"]
-            if not (x_min < d < x_max) or eff < self.BREAK_MIN_EFFECT:
+            inside, strong = x_min < d < x_max, eff >= self.BREAK_MIN_EFFECT
+            if not (inside and strong):
+                why = []
+                if not inside:
+                    why.append(f"lies outside the data range {x_min:.4g}..{x_max:.4g}")
+                if not strong:
+                    why.append(f"bends log y by only {eff:.3g} by the largest x (need >= {self.BREAK_MIN_EFFECT})")
                 msgs.append(
-                    f"break {i} is not identified by the data: fitted d{i} = {d:.4g} "
-                    f"({'inside' if x_min < d < x_max else 'outside'} the data range {x_min:.4g}..{x_max:.4g}) "
-                    f"bends log y by only {eff:.3f} by the largest x (need >= {self.BREAK_MIN_EFFECT}); "
+                    f"break {i} is not identified by the data: fitted d{i} = {d:.4g} {' and '.join(why)}; "
                     f"its c{i}, d{i}, f{i} are not estimates of a break. Add data beyond the break or fit fewer breaks."
                 )
         return msgs

@@ -110,6 +110,20 @@ def test_bnsl_too_little_of_the_curve_is_reported_not_silently_wrong():
     assert law.warnings_ and "not identified" in law.warnings_[0]
 
 
+def test_bnsl_break_diagnosis_names_the_actual_reason():
+    form = get_form("bnsl", n_breaks=1)
+    # the effect of a break is c f log(1 + (x/d)^(1/f)), also before the break point (z < 0)
+    p = {"a": 0.0, "b": 1.0, "c0": 0.1, "c1": 2.0, "d1": 100.0, "f1": 0.5}
+    for x_max in (10.0, 100.0, 1e4):
+        want = 2.0 * 0.5 * math.log1p((x_max / 100.0) ** 2)
+        assert form.break_effects(p, x_max)[0] == pytest.approx(want, rel=1e-12)
+    logx = np.log(np.logspace(0, 1.5, 10))[:, None]  # data end at x = 31.6, before the break at 100
+    (msg,) = form.diagnose({**p, "c1": 40.0}, logx)  # a strong bend, but outside the data: only that is said
+    assert "outside the data range" in msg and "only" not in msg
+    (msg,) = form.diagnose({**p, "d1": 10.0, "c1": 1e-3}, logx)  # inside, but it hardly bends the curve
+    assert "bends log y by only" in msg and "outside" not in msg
+
+
 def test_bnsl_zero_breaks_is_a_saturating_power_law():
     f0 = get_form("bnsl", n_breaks=0)
     x = np.logspace(1, 5, 30)

@@ -93,6 +93,15 @@ def register(sub) -> None:
         help="extrapolation check: fit only the points whose first input is below X, report RMSLE on the rest",
     )
     p.add_argument(
+        "--predict",
+        action="append",
+        default=[],
+        metavar="X=V[,X=V] | FILE",
+        help="also predict the target at these inputs: the --x columns with values (e.g. N=1e9,D=2e10; "
+        "repeatable) or a CSV file with those columns; printed, and under 'predictions' in the JSON (with a 95%% "
+        "band when --bootstrap is given)",
+    )
+    p.add_argument(
         "--plot",
         type=Path,
         default=None,
@@ -277,6 +286,54 @@ def form_options(args) -> dict[str, Any]:
     return out
 
 
+def prediction_inputs(specs: list[str], xs: list[str]) -> np.ndarray:
+    """The ``--predict`` points as an (n, len(xs)) array: each spec is ``name=value`` pairs for every input
+    column, or the path of a CSV file holding those columns."""
+    rows: list[list[float]] = []
+    for spec in specs:
+        if "=" not in spec:
+            cols, _ = read_columns(Path(spec), xs)
+            rows.extend(np.stack([cols[c] for c in xs], axis=1).tolist())
+            continue
+        values: dict[str, float] = {}
+        for part in spec.split(","):
+            name, eq, value = part.partition("=")
+            name = name.strip()
+            if not eq or name not in xs:
+                raise UserError(f"--predict {spec!r}: give a value for each input column ({', '.join(xs)}) as NAME=V")
+            if name in values:
+                raise UserError(f"--predict {spec!r}: {name} is given twice")
+            try:
+                values[name] = float(value)
+            except ValueError:
+                raise UserError(f"--predict {spec!r}: {name}={value.strip()!r} is not a number") from None
+        missing = [c for c in xs if c not in values]
+        if missing:
+            raise UserError(f"--predict {spec!r}: no value for {', '.join(missing)}")
+        rows.append([values[c] for c in xs])
+    X = np.asarray(rows, dtype=float).reshape(-1, len(xs))
+    bad = ~(np.isfinite(X) & (X > 0)).all(axis=1)
+    if bad.any():
+        raise UserError(f"--predict: every input must be finite and > 0; got {X[bad][0].tolist()}")
+    return X
+
+
+def predictions(law, boot, X: np.ndarray, xs: list[str]) -> list[dict]:
+    """The fitted law at each row of ``X``, with the 95% band of the bootstrap replicates' laws if there are any."""
+    from ..fit import percentile_interval
+
+    y = law.predict(X)
+    band = None
+    if boot is not None and len(boot.samples):
+        reps = np.stack([law.form.predict(dict(zip(boot.param_names, row, strict=True)), X) for row in boot.samples])
+        band = [percentile_interval(reps[:, i]) for i in range(len(X))]
+    out = []
+    for i, row in enumerate(X):
+        point = {c: float(v) for c, v in zip(xs, row, strict=True)}
+        out.append({**point, "y": float(y[i]), "ci95": list(band[i]) if band else None})
+    return out
+
+
 def run(args) -> int:
     from ..fit import FitWarning, ScalingLaw, validate_xy
 
@@ -302,6 +359,7 @@ def run(args) -> int:
             f"got {len(xs)}: {args.x}"
         )
     plot = plot_path(args.plot, args.csv, args.form) if args.plot else None
+    X_pred = prediction_inputs(args.predict, xs) if args.predict else None
     y_name = args.y.strip()
     cols, lines = read_columns(args.csv, [*xs, y_name])
     X = np.stack([cols[c] for c in xs], axis=1)
@@ -356,6 +414,8 @@ def run(args) -> int:
         result["bootstrap"] = {"n": boot.n_resamples, "failed": boot.n_failed, "seed": boot.seed}
     if extrapolation is not None:
         result["extrapolation"] = extrapolation
+    if X_pred is not None:
+        result["predictions"] = predictions(law, boot, X_pred, xs)
     if plot is not None:
         from ..report import plot_fit
 
@@ -392,6 +452,10 @@ def run(args) -> int:
             f"extrapolation: fitted on {e['n_fit']} points with {xs[0]} < {e['cut']:g}; "
             f"RMSLE on the {e['n_test']} points above: {e['rmsle']:.4g}"
         )
+    for p in result.get("predictions", []):
+        at = ", ".join(f"{c}={p[c]:.6g}" for c in xs)
+        ci = f"   95% band [{p['ci95'][0]:.6g}, {p['ci95'][1]:.6g}]" if p["ci95"] else ""
+        print(f"predicted {y_name} at {at}: {p['y']:.6g}{ci}")
     if plot is not None:
         print(f"plot written to {plot}")
     _warn(notes)

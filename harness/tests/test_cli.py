@@ -98,6 +98,24 @@ def test_fit_holdout_reports_extrapolation_error(runs_csv, capsys):
     assert 0 < e["rmsle"] < 0.05  # the law is right, so extrapolating it costs little
 
 
+def test_fit_predicts_at_given_points_and_from_a_file(runs_csv, tmp_path, capsys):
+    args = ["fit", str(runs_csv), "--form", "chinchilla", "--x", "N,D", "--y", "loss", "--format", "json"]
+    points = tmp_path / "at.csv"
+    points.write_text("D,N\n2e10,1e9\n1e12,1e10\n")
+    assert main([*args, "--predict", "N=1e9,D=2e10", "--predict", str(points), "--bootstrap", "20"]) == 0
+    preds = json.loads(capsys.readouterr().out)["predictions"]
+    assert [(p["N"], p["D"]) for p in preds] == [(1e9, 2e10), (1e9, 2e10), (1e10, 1e12)]
+    truth = 1.7 + 400 / 1e9**0.34 + 400 / 2e10**0.28
+    assert preds[0]["y"] == pytest.approx(truth, rel=0.02) and preds[0]["y"] == preds[1]["y"]
+    lo, hi = preds[0]["ci95"]
+    assert lo <= preds[0]["y"] <= hi
+    assert main(args[:-2] + ["--predict", "N=1e9,D=2e10"]) == 0  # the table says it too
+    assert "predicted loss at N=1e+09, D=2e+10:" in capsys.readouterr().out
+    for bad, why in [("N=1e9", "no value for D"), ("N=1e9,D=x", "not a number"), ("N=-1,D=1e9", "> 0")]:
+        assert main([*args, "--predict", bad]) == 2
+        assert why in capsys.readouterr().err
+
+
 @pytest.mark.parametrize(
     ("content", "args", "match"),
     [

@@ -587,23 +587,32 @@ class M2(Form):
 @register_form("m3")
 @dataclass
 class M3(Form):
-    """Alabdulmohsin et al. (2022) M3 (the form of Zhai et al. 2021): ``e_x = e_inf + beta (x + gamma)^c``."""
+    """Alabdulmohsin et al. (2022) M3, as their Section 2 and released estimator define it:
+    ``e_x = beta (1/x + gamma)^c`` with ``c >= 0`` and ``gamma >= 0``. There is no separate e_inf: the error
+    falls as ``beta x^-c`` while ``1/x >> gamma`` and levels off at ``beta gamma^c``.
+
+    Raw coordinates ``log beta, log gamma, log c`` keep both constraints. Each start solves ``log beta, c`` by
+    least squares for its ``gamma`` (the released estimator's alternating step)."""
 
     def __post_init__(self):
-        self.param_names = ("e_inf", "beta", "gamma", "c")
-        self.raw_names = ("log_e_inf", "log_beta", "log_gamma", "c")
+        self.param_names = ("beta", "gamma", "c")
+        self.raw_names = ("log_beta", "log_gamma", "log_c")
         self.log_raw = (0, 1, 2)
-        self.formula = "e = e_inf + beta * (x + gamma)^c"
+        self.formula = "e = beta * (1/x + gamma)^c"
 
     def log_predict(self, raw, logx):
-        log_xg = _lse(logx[None, :, 0], raw[:, 2:3])
-        return _lse(raw[:, 0:1], raw[:, 1:2] + raw[:, 3:4] * log_xg)
+        return raw[:, 0:1] + raw[:, 2:3].exp() * _lse(-logx[None, :, 0], raw[:, 1:2])
 
     def start_grid(self, logx, logy):
-        g2 = M2().start_grid(logx, logy)
-        lg = [float(np.min(logx[:, 0])) + k for k in (-4.0, -1.0, 1.0)]
-        rows = [torch.cat([r[:2], torch.tensor([v], dtype=torch.float64), r[2:]]) for r in g2 for v in lg]
-        return torch.stack(rows)
+        lx = logx[:, 0]
+        rows = []
+        # gamma from far below the smallest 1/x (no levelling off) to about the largest (levels off at once)
+        for log_gamma in np.linspace(-float(lx.max()) - 4.0, -float(lx.min()) + 1.0, 8):
+            u = np.logaddexp(-lx, log_gamma)
+            c, log_beta = np.polyfit(u, logy, 1)
+            for f in (0.5, 1.0, 2.0):
+                rows.append([log_beta, log_gamma, math.log(max(c * f, 1e-3))])
+        return torch.tensor(rows, dtype=torch.float64)
 
 
 @register_form("m4")

@@ -48,7 +48,7 @@ CASES = {
     "routing": ({"a": -0.082, "b": -0.108, "c": 0.009, "d": 1.104, "E_start": 1.847, "E_max": 174.0}, TWO_D_NE),
     "m1": ({"beta": 5.0, "c": -0.2}, ONE_D),
     "m2": ({"e_inf": 0.2, "beta": 3.0, "c": -0.35}, ONE_D),
-    "m3": ({"e_inf": 0.2, "beta": 3.0, "gamma": 5e3, "c": -0.4}, ONE_D),
+    "m3": ({"beta": 3.0, "gamma": 1e-5, "c": 0.4}, ONE_D),  # levels off at beta gamma^c = 0.03 near x = 1e5
     "m4": ({"e_inf": 0.1, "e_0": 0.9, "beta": 20.0, "c": -0.5, "alpha": 1.0}, ONE_D),
 }
 

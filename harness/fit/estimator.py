@@ -177,6 +177,16 @@ class Bootstrap:
 
 EVAL_BLOCK_ELEMENTS = 1 << 17  # rows x points per evaluation block (float64: 1 MB per temporary)
 
+# Screening of the default start grid on large data: every start is first optimised for SCREEN_ITERS iterations
+# on a fixed subsample of SCREEN_POINTS points, and only the SCREEN_KEEP best go on to the full data. Fit time
+# then grows with the number of points at SCREEN_KEEP starts, not at the whole grid's. It applies only above
+# SCREEN_ABOVE starts x points, which no committed result reaches (the largest, Hoffmann et al.'s 4,500-start
+# grid on 240 points, is 1.1e6), so small fits are exactly as before.
+SCREEN_ABOVE = 2_000_000
+SCREEN_POINTS = 512
+SCREEN_ITERS = 25
+SCREEN_KEEP = 64
+
 
 class ScalingLaw:
     """Fit a scaling-law ``form`` by minimising ``loss`` over log residuals from many starts at once.
@@ -187,7 +197,8 @@ class ScalingLaw:
         ``"bnsl"``, ``"isoflop_parabola"``, ``"m1"`` ... ``"m4"``) or a :class:`Form` instance.
     loss, delta, reduction: see :mod:`harness.fit.objectives`. ``loss`` defaults to the form's own
         (``Form.default_loss``: ``"huber"``, or ``"mse"`` for a form its paper fitted by squared error).
-    starts: raw starting points ``(n_starts, P)``; default: the form's own grid.
+    starts: raw starting points ``(n_starts, P)``; default: the form's own grid (screened down to the
+        ``SCREEN_KEEP`` best on large data, see ``SCREEN_ABOVE``; ``n_screened_`` is then the grid's size).
     gtol, ftol, max_iter: optimiser stopping rules (SciPy L-BFGS-B defaults).
     form_kwargs: options of a form given by name (``Form.options()``, e.g. ``{"n_breaks": 2}`` for ``"bnsl"``).
     """
@@ -296,6 +307,17 @@ class ScalingLaw:
             on_iteration=progress,
         )
 
+    def _screen(self, logx, logy, w, starts: torch.Tensor) -> torch.Tensor:
+        """The SCREEN_KEEP most promising starts, each advanced SCREEN_ITERS iterations on a fixed subsample (the
+        same points every time: evenly spaced in the data's order after sorting by the inputs)."""
+        order = np.lexsort(logx.T[::-1])
+        sub = order[np.unique(np.linspace(0, len(logy) - 1, SCREEN_POINTS).round().astype(int))]
+        fg = self._make_fg(logx[sub], logy[sub], torch.as_tensor(w[sub])[None, :])
+        res = batched_lbfgs(fg, starts, gtol=self.gtol, ftol=self.ftol, max_iter=SCREEN_ITERS)
+        fun = torch.where(torch.isfinite(res.fun), res.fun, torch.full_like(res.fun, math.inf))
+        keep = torch.argsort(fun, stable=True)[:SCREEN_KEEP]
+        return res.x[keep].clone()
+
     def fit(self, X, y, *, sample_weight=None, progress: Callable[[int, int], None] | None = None) -> ScalingLaw:
         """Fit the form to ``X`` (n, n_inputs) and positive targets ``y`` (n,). Returns ``self``.
 
@@ -308,6 +330,10 @@ class ScalingLaw:
         if w.shape != y.shape or (w < 0).any() or not np.isfinite(w).all():
             raise FitInputError("sample_weight must be finite, non-negative and have one value per point")
         starts = self._raw_starts(logx, logy)
+        self.n_screened_ = None
+        if self.starts is None and starts.shape[0] > SCREEN_KEEP and starts.shape[0] * len(y) > SCREEN_ABOVE:
+            self.n_screened_ = int(starts.shape[0])
+            starts = self._screen(logx, logy, w, starts)
         res = self._run(logx, logy, starts, torch.as_tensor(w)[None, :], progress)
         self._store(res, starts)
         self.X_, self.y_, self.logx_, self.logy_, self.sample_weight_ = X, y, logx, logy, w

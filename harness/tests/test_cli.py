@@ -109,7 +109,7 @@ def test_fit_predicts_at_given_points_and_from_a_file(runs_csv, tmp_path, capsys
     assert preds[0]["y"] == pytest.approx(truth, rel=0.02) and preds[0]["y"] == preds[1]["y"]
     lo, hi = preds[0]["ci95"]
     assert lo <= preds[0]["y"] <= hi
-    assert main(args[:-2] + ["--predict", "N=1e9,D=2e10"]) == 0  # the table says it too
+    assert main([*args[:-2], "--predict", "N=1e9,D=2e10"]) == 0  # the table says it too
     assert "predicted loss at N=1e+09, D=2e+10:" in capsys.readouterr().out
     for bad, why in [("N=1e9", "no value for D"), ("N=1e9,D=x", "not a number"), ("N=-1,D=1e9", "> 0")]:
         assert main([*args, "--predict", bad]) == 2

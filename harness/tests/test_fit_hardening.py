@@ -345,3 +345,22 @@ def test_validate_xy_names_column_and_row():
         validate_xy(X, np.ones(4), 2, 2, ("N", "D"))
     with pytest.raises(FitInputError, match="starts must be finite"):
         ScalingLaw("power", starts=np.array([[0.0, np.nan]])).fit(np.logspace(1, 3, 5), np.ones(5))
+
+
+def test_large_fits_screen_the_start_grid_and_reach_the_same_optimum(monkeypatch):
+    import harness.fit.estimator as est
+
+    rng = np.random.default_rng(3)
+    n = 300
+    X = np.stack([10 ** rng.uniform(7, 10, n), 10 ** rng.uniform(9, 12, n)], axis=1)
+    y = (1.69 + 406.4 / X[:, 0] ** 0.34 + 410.7 / X[:, 1] ** 0.28) * np.exp(rng.normal(0, 0.01, n))
+    full = ScalingLaw("chinchilla").fit(X, y)  # 4,500 starts x 300 points: below the threshold, not screened
+    assert full.n_screened_ is None and full.n_starts_ == 4500
+    monkeypatch.setattr(est, "SCREEN_ABOVE", 100_000)  # as if the data were large
+    screened = ScalingLaw("chinchilla").fit(X, y)
+    assert screened.n_screened_ == 4500 and screened.n_starts_ == est.SCREEN_KEEP
+    assert screened.objective_ == pytest.approx(full.objective_, rel=1e-7)  # the same optimum, to the stopping rule
+    for k, v in full.params_.items():
+        assert screened.params_[k] == pytest.approx(v, rel=1e-4), k
+    explicit = ScalingLaw("chinchilla", starts=full.start_raw_[:100]).fit(X, y)  # a user's own starts: all run
+    assert explicit.n_screened_ is None and explicit.n_starts_ == 100

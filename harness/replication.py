@@ -200,14 +200,18 @@ def registered_datasets() -> dict[str, PublishedDataset]:
     """
     out: dict[str, PublishedDataset] = {}
     owner: dict[str, str] = {}
+    at: dict[str, str] = {}  # cache path -> data set name
     for rep_name in available():  # imports each replication package
         for ds in get(rep_name).datasets:
             if ds.name in out and out[ds.name] != ds:
                 raise UserError(
                     f"replications {owner[ds.name]!r} and {rep_name!r} declare different data sets named {ds.name!r}"
                 )
+            if at.get(ds.relpath, ds.name) != ds.name:
+                raise UserError(f"data sets {at[ds.relpath]!r} and {ds.name!r} would share the cache file {ds.relpath}")
             out.setdefault(ds.name, ds)
             owner.setdefault(ds.name, rep_name)
+            at.setdefault(ds.relpath, ds.name)
     return out
 
 

@@ -29,17 +29,23 @@ from ..provenance import sha256_file
 class PublishedDataset:
     """One published file: where it comes from, its checksum, and what a user must know before using it."""
 
-    name: str  # also the folder of the cache that holds it, so unique across replications
+    name: str  # unique across replications; also the cache folder that holds it, unless ``folder`` is given
     filename: str
     url: str
     sha256: str
     citation: str
     licence: str
     description: str
+    folder: str | None = None  # the cache folder, when several files of one release share it (default: name)
+
+    @property
+    def relpath(self) -> str:
+        """Where the file lies below the data cache: ``<folder or name>/<filename>``."""
+        return f"{self.folder or self.name}/{self.filename}"
 
     @property
     def path(self) -> Path:
-        return data_dir() / self.name / self.filename
+        return data_dir() / self.relpath
 
 
 def cache_dir() -> Path:
@@ -91,7 +97,7 @@ def fetch(ds: PublishedDataset, *, download: bool = True, timeout: float = 60.0)
         raise UserError(
             f"could not download data set {ds.name!r} from {ds.url} ({exc}). If you are offline, put the file "
             f"at {path} (sha256 {ds.sha256}) or point SCALING_DATA_DIR at a folder holding "
-            f"{ds.name}/{ds.filename}."
+            f"{ds.relpath}."
         ) from None
     finally:
         if os.path.exists(tmp):

@@ -26,3 +26,12 @@ def routing_runs():
     if not ROUTING.path.exists():
         pytest.skip("routing data not in the cache; set SCALING_DATA_DIR to a folder holding routing/")
     return load_routing()
+
+
+@pytest.fixture(scope="session")
+def bnsl_benchmark():
+    from replications.bnsl.data import LANG, VISION, load_benchmark
+
+    if not (VISION.path.exists() and LANG.path.exists()):
+        pytest.skip("benchmark data not in the cache; set SCALING_DATA_DIR to a folder holding bnsl/")
+    return load_benchmark()

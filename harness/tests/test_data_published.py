@@ -68,6 +68,16 @@ def test_two_data_sets_under_one_name_are_refused(monkeypatch):
         replication.registered_datasets()
 
 
+def test_two_data_sets_in_one_cache_file_are_refused(monkeypatch):
+    rep = replication.get("chinchilla")
+    clash = replace(CHINCHILLA, name="copy", folder="chinchilla", sha256="0" * 64)  # a new name, the same file
+    other = replace(rep, name="other", datasets=(clash,))
+    monkeypatch.setattr(replication, "available", lambda: ["chinchilla", "other"])
+    monkeypatch.setattr(replication, "get", lambda name: rep if name == "chinchilla" else other)
+    with pytest.raises(UserError, match="'chinchilla' and 'copy' would share the cache file chinchilla/"):
+        replication.registered_datasets()
+
+
 def test_download_fills_the_cache_once(empty_cache, monkeypatch):
     calls = []
 

@@ -364,3 +364,9 @@ def test_large_fits_screen_the_start_grid_and_reach_the_same_optimum(monkeypatch
         assert screened.params_[k] == pytest.approx(v, rel=1e-4), k
     explicit = ScalingLaw("chinchilla", starts=full.start_raw_[:100]).fit(X, y)  # a user's own starts: all run
     assert explicit.n_screened_ is None and explicit.n_starts_ == 100
+    assert ScalingLaw("chinchilla", screen=False).fit(X, y).n_screened_ is None  # off, even on large data
+    monkeypatch.setattr(est, "SCREEN_ABOVE", 2_000_000)
+    forced = ScalingLaw("chinchilla", screen=True).fit(X, y)  # on, even on small data
+    assert forced.n_screened_ == 4500 and forced.objective_ == pytest.approx(full.objective_, rel=1e-7)
+    with pytest.raises(FitInputError, match="screen must be"):
+        ScalingLaw("chinchilla", screen="yes")

@@ -170,7 +170,8 @@ def test_data_fetch(capsys, chinchilla_data):
     assert main(["data", "fetch", "chinchilla"]) == 0
     assert capsys.readouterr().out == f"{CHINCHILLA.path}\n"
     assert main(["data", "fetch", "nope"]) == 2
-    assert capsys.readouterr().err == "scaling data: error: unknown data set 'nope'; known: chinchilla, routing\n"
+    known = "bnsl-lang, bnsl-vision, chinchilla, routing"
+    assert capsys.readouterr().err == f"scaling data: error: unknown data set 'nope'; known: {known}\n"
 
 
 def test_strict_fails_on_a_verdict_that_differs_from_the_recorded_one(tmp_path, monkeypatch, capsys, chinchilla_data):

@@ -82,6 +82,13 @@ def register(sub) -> None:
         help=f"number of breaks, for --form {' / '.join(forms)} only (default {default})",
     )
     p.add_argument(
+        "--procedure",
+        choices=("harness", "authors"),
+        default="harness",
+        help="harness: multi-start minimisation of --loss (default); authors: for --form bnsl with one break, "
+        "Caballero et al.'s grid search then Levenberg-Marquardt on log(y + 1) (no bootstrap)",
+    )
+    p.add_argument(
         "--bootstrap", type=int, default=0, metavar="N", help="bootstrap resamples for intervals (default 0)"
     )
     p.add_argument("--seed", type=int, default=0, help="random seed of the bootstrap resamples (default 0)")
@@ -348,11 +355,21 @@ def run(args) -> int:
         raise UserError(f"--bootstrap must be >= 0 (0: no bootstrap), got {args.bootstrap}")
     if args.seed < 0:
         raise UserError(f"--seed must be >= 0, got {args.seed}")
-    try:
-        law = ScalingLaw(args.form, loss=args.loss, delta=args.delta, reduction=args.reduction, form_kwargs=options)
-    except ValueError as exc:  # a bad option value, e.g. --n-breaks -1
-        raise UserError(str(exc)) from None
-    loss = law.objective.loss  # the form's own default when --loss is not given
+    if args.procedure == "authors":
+        from ..fit.authors import CaballeroBNSL
+
+        if args.form != "bnsl" or options.get("n_breaks", 1) != 1:
+            raise UserError("--procedure authors is Caballero et al.'s fit of a 1-break BNSL: use --form bnsl")
+        if args.bootstrap or args.loss is not None:
+            raise UserError("--procedure authors fixes its own loss (log(y + 1)) and has no bootstrap")
+        law = CaballeroBNSL()
+    else:
+        try:
+            law = ScalingLaw(args.form, loss=args.loss, delta=args.delta, reduction=args.reduction, form_kwargs=options)
+        except ValueError as exc:  # a bad option value, e.g. --n-breaks -1
+            raise UserError(str(exc)) from None
+    # the form's own default when --loss is not given
+    loss = "squared log(y + 1), the authors' procedure" if args.procedure == "authors" else law.objective.loss
     if len(xs) != law.form.n_inputs:
         raise UserError(
             f"form {args.form!r} takes {law.form.n_inputs} input column(s) ({', '.join(law.form.input_names)}), "
@@ -403,6 +420,7 @@ def run(args) -> int:
         "form": args.form,
         "formula": law.form.formula,
         "n_points": len(X),
+        "procedure": args.procedure,
         "loss": loss,
         "reduction": args.reduction,
         "objective": law.objective_,
@@ -439,7 +457,10 @@ def run(args) -> int:
             print(f"plot written to {plot}", file=sys.stderr)
         return 0
     print(f"{law.form.formula}   ({len(X)} points, {loss} loss, {args.reduction})")
-    print(f"objective {law.objective_:.6g}; {law.n_converged_}/{law.n_starts_} starts converged; {law.status_}")
+    if args.procedure == "authors":
+        print(f"objective {law.objective_:.6g}; {law.status_}, over a grid of {law.n_starts_:,} points")
+    else:
+        print(f"objective {law.objective_:.6g}; {law.n_converged_}/{law.n_starts_} starts converged; {law.status_}")
     width = max(len(k) for k in law.params_)
     for k, v in law.params_.items():
         ci = f"   95% CI [{boot.interval(k)[0]:.6g}, {boot.interval(k)[1]:.6g}]" if boot else ""

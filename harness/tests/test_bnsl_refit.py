@@ -3,6 +3,8 @@
 import numpy as np
 import pytest
 
+from harness.fit import FitInputError
+from harness.fit.authors import NAMES, CaballeroBNSL, bnsl1, grid_search
 from replications.bnsl import analysis, example
 from replications.bnsl.data import Curve
 
@@ -12,8 +14,14 @@ def test_the_authors_procedure_reproduces_their_published_fit():
     for k, v in example.PUBLISHED.items():
         assert theirs[k] == pytest.approx(v, rel=1e-4), k
     assert example.extrapolation_rmsle(theirs) == pytest.approx(0.010915719, rel=1e-4)
-    _best, f = example._grid_objective(example.X[: example.SPLIT], example.Y[: example.SPLIT])
+    _best, f = grid_search(example.X[: example.SPLIT], example.Y[: example.SPLIT])
     assert np.isfinite(f)  # the grid's f1 = 0 points (division by zero) never win
+    law = CaballeroBNSL().fit(example.X[: example.SPLIT], example.Y[: example.SPLIT])
+    assert law.predict(example.X[example.SPLIT :]) == pytest.approx(
+        bnsl1(example.X[example.SPLIT :], *(law.params_[k] for k in NAMES)), rel=1e-9
+    )  # the harness form evaluates the same law
+    with pytest.raises(FitInputError, match="no bootstrap"):
+        law.bootstrap(10)
 
 
 def _fit(rmsles: dict) -> analysis.CurveFit:

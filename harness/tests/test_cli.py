@@ -116,6 +116,23 @@ def test_fit_predicts_at_given_points_and_from_a_file(runs_csv, tmp_path, capsys
         assert why in capsys.readouterr().err
 
 
+def test_fit_with_the_bnsl_authors_procedure(tmp_path, capsys):
+    from replications.bnsl import example
+
+    p = tmp_path / "add.csv"
+    p.write_text("n,loss\n" + "".join(f"{x},{y}\n" for x, y in zip(example.X, example.Y, strict=True)))
+    args = ["fit", str(p), "--form", "bnsl", "--x", "n", "--y", "loss", "--procedure", "authors"]
+    assert main([*args, "--holdout-above", "750", "--format", "json"]) == 0
+    res = json.loads(capsys.readouterr().out)
+    assert res["procedure"] == "authors" and res["extrapolation"]["n_test"] == 3
+    assert res["params"]["d1"]["value"] == pytest.approx(example.PUBLISHED["d1"], rel=1e-4)
+    assert res["extrapolation"]["rmsle"] == pytest.approx(0.0109157, rel=1e-3)
+    assert main([*args, "--bootstrap", "10"]) == 2
+    assert "no bootstrap" in capsys.readouterr().err
+    assert main(["fit", str(p), "--form", "power", "--x", "n", "--y", "loss", "--procedure", "authors"]) == 2
+    assert "use --form bnsl" in capsys.readouterr().err
+
+
 @pytest.mark.parametrize(
     ("content", "args", "match"),
     [

@@ -32,7 +32,6 @@ ALBERT's masked-LM head transform, the output bias, or the LayerNorm after the e
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import torch
@@ -41,7 +40,7 @@ from torch import nn
 from ..errors import UserError
 from .base import LanguageModel
 from .config import ModelArgs, ModelCounts
-from .gpt import ASPECT, GPT, HEAD_DIM, Block, _check_shape_options, block_counts, depth_for, width_for
+from .gpt import ASPECT, HEAD_DIM, Block, _check_shape_options, block_counts, depth_for, gpt2_init, width_for
 from .layers import LayerNorm
 from .ops import linear_cross_entropy
 
@@ -89,14 +88,7 @@ class ALBERT(LanguageModel):
         self.ln_f = LayerNorm(d, cfg.bias)
         self.emb_out = nn.Linear(d, E, bias=cfg.bias)
         self.head = None if cfg.tie_weights else nn.Linear(E, cfg.vocab_size, bias=False)
-        self.apply(GPT._init)
-        for name, p in self.named_parameters():
-            if name.endswith("proj.weight"):  # residual-stream outputs
-                nn.init.normal_(p, 0.0, 0.02 / math.sqrt(2 * cfg.n_layer))
-
-    @property
-    def head_weight(self) -> torch.Tensor:
-        return self.wte.weight if self.head is None else self.head.weight
+        gpt2_init(self, cfg.n_layer)
 
     def embedding_parameters(self):
         params = [self.wte.weight, self.wpe.weight, *self.emb_in.parameters(), *self.emb_out.parameters()]

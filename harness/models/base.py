@@ -67,6 +67,12 @@ class LanguageModel(nn.Module):
             if isinstance(m, KernelOp):
                 m.kernels = value
 
+    @property
+    def head_weight(self) -> torch.Tensor:
+        """The output projection's weight, for a model with a token embedding ``wte`` and an output layer
+        ``head`` (None when tied to ``wte``, whose weight is then the projection)."""
+        return self.wte.weight if self.head is None else self.head.weight
+
     # ------------------------------------------------------------------------------ required
     @classmethod
     def counts(cls, args: ModelArgs) -> ModelCounts:  # pragma: no cover - abstract

@@ -48,7 +48,7 @@ from torch import nn
 from ..errors import UserError
 from .base import LanguageModel
 from .config import ModelArgs, ModelCounts
-from .gpt import ASPECT, HEAD_DIM, _check_shape_options
+from .gpt import ASPECT, HEAD_DIM, _check_shape_options, scale_residual_projections
 from .layers import MLP, LayerNorm
 from .ops import linear_cross_entropy
 
@@ -168,13 +168,7 @@ class _ConvLM(LanguageModel):
                     nn.init.zeros_(m.bias)
             elif isinstance(m, LightKernel):
                 nn.init.normal_(m.weight, 0.0, 0.02)
-        for name, p in self.named_parameters():
-            if name.endswith("proj.weight"):  # residual-stream outputs (ConvModule's and the MLP's)
-                nn.init.normal_(p, 0.0, 0.02 / math.sqrt(2 * cfg.n_layer))
-
-    @property
-    def head_weight(self) -> torch.Tensor:
-        return self.wte.weight if self.head is None else self.head.weight
+        scale_residual_projections(self, cfg.n_layer)  # ConvModule's and the MLP's
 
     def embedding_parameters(self):
         return [self.wte.weight, self.wpe.weight] + ([] if self.head is None else [self.head.weight])

@@ -52,7 +52,7 @@ from torch import nn
 from ..errors import UserError
 from .base import LanguageModel
 from .config import ModelArgs, ModelCounts
-from .gpt import ASPECT, HEAD_DIM, Block, _check_shape_options
+from .gpt import ASPECT, HEAD_DIM, Block, _check_shape_options, scale_residual_projections
 from .layers import LayerNorm
 from .ops import linear_cross_entropy
 
@@ -137,13 +137,7 @@ class Funnel(LanguageModel):
                 nn.init.normal_(m.weight, 0.0, 0.02)
                 if getattr(m, "bias", None) is not None:
                     nn.init.zeros_(m.bias)
-        for name, p in self.named_parameters():
-            if name.endswith("proj.weight"):  # residual-stream outputs
-                nn.init.normal_(p, 0.0, 0.02 / math.sqrt(2 * cfg.n_blocks))
-
-    @property
-    def head_weight(self) -> torch.Tensor:
-        return self.wte.weight if self.head is None else self.head.weight
+        scale_residual_projections(self, cfg.n_blocks)
 
     def embedding_parameters(self):
         return [self.wte.weight, self.wpe.weight] + ([] if self.head is None else [self.head.weight])

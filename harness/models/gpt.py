@@ -162,6 +162,21 @@ class Block(nn.Module):
         return x + self.mlp(self.ln2(x))
 
 
+def scale_residual_projections(model: nn.Module, n_layer: int) -> None:
+    """GPT-2's scaled init of the residual stream's output projections: every parameter named ``*proj.weight``
+    drawn from N(0, 0.02 / sqrt(2 n_layer)), two residual branches per layer."""
+    for name, p in model.named_parameters():
+        if name.endswith("proj.weight"):
+            nn.init.normal_(p, 0.0, 0.02 / math.sqrt(2 * n_layer))
+
+
+def gpt2_init(model: nn.Module, n_layer: int) -> None:
+    """GPT-2's initialisation of a whole model: N(0, 0.02) for every Linear and Embedding weight, zero biases
+    (:meth:`GPT._init`), then :func:`scale_residual_projections`."""
+    model.apply(GPT._init)
+    scale_residual_projections(model, n_layer)
+
+
 class GPT(LanguageModel):
     Args = GPTArgs
 
@@ -183,10 +198,7 @@ class GPT(LanguageModel):
         )
         self.ln_f = LayerNorm(cfg.d_model, cfg.bias)
         self.head = None if cfg.tie_weights else nn.Linear(cfg.d_model, cfg.vocab_size, bias=False)
-        self.apply(self._init)
-        for name, p in self.named_parameters():
-            if name.endswith("proj.weight"):  # residual-stream outputs
-                nn.init.normal_(p, 0.0, 0.02 / math.sqrt(2 * cfg.n_layer))
+        gpt2_init(self, cfg.n_layer)
 
     @staticmethod
     def _init(m):
@@ -196,10 +208,6 @@ class GPT(LanguageModel):
                 nn.init.zeros_(m.bias)
         elif isinstance(m, nn.Embedding):
             nn.init.normal_(m.weight, 0.0, 0.02)
-
-    @property
-    def head_weight(self) -> torch.Tensor:
-        return self.wte.weight if self.head is None else self.head.weight
 
     def embedding_parameters(self):
         return [p for p in (self.wte.weight, self.wpe.weight if self.wpe else None, self.head_weight) if p is not None]

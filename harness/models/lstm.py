@@ -48,10 +48,6 @@ class LSTM(LanguageModel):
         if self.head is not None:
             nn.init.normal_(self.head.weight, 0.0, 0.02)
 
-    @property
-    def head_weight(self) -> torch.Tensor:
-        return self.wte.weight if self.head is None else self.head.weight
-
     def embedding_parameters(self):
         return [self.wte.weight, self.head_weight]
 

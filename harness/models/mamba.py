@@ -403,10 +403,6 @@ class ResidualStackLM(LanguageModel):
     """What Mamba and the hybrid share: token embedding ``wte`` (no positions), a stack ``blocks`` of residual
     blocks, a final RMSNorm ``norm_f``, and an output ``head`` (None: tied to ``wte``). Subclasses build those."""
 
-    @property
-    def head_weight(self) -> torch.Tensor:
-        return self.wte.weight if self.head is None else self.head.weight
-
     def embedding_parameters(self):
         return [self.wte.weight] + ([] if self.head is None else [self.head.weight])
 

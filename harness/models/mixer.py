@@ -135,10 +135,6 @@ class CausalMixer(LanguageModel):
                 if block.token.weight_in is not None:
                     block.token.weight_in.copy_(torch.tril(torch.randn(cfg.n_ctx, cfg.n_ctx) * 0.02))
 
-    @property
-    def head_weight(self) -> torch.Tensor:
-        return self.wte.weight if self.head is None else self.head.weight
-
     def embedding_parameters(self):
         return [self.wte.weight] if self.head is None else [self.wte.weight, self.head.weight]
 

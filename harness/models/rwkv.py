@@ -240,10 +240,6 @@ class RWKV(LanguageModel):
         if self.head is not None:
             nn.init.orthogonal_(self.head.weight, gain=0.5 * (math.sqrt(V / d) if V > d else 1.0))
 
-    @property
-    def head_weight(self) -> torch.Tensor:
-        return self.wte.weight if self.head is None else self.head.weight
-
     def embedding_parameters(self):
         return [self.wte.weight] + ([] if self.head is None else [self.head.weight])
 

@@ -64,7 +64,7 @@ from torch import nn
 from ..errors import UserError
 from .base import LanguageModel
 from .config import ModelArgs, ModelCounts
-from .gpt import ASPECT, GPT, HEAD_DIM, POSITION_SETTINGS
+from .gpt import ASPECT, GPT, HEAD_DIM, POSITION_SETTINGS, gpt2_init
 from .layers import MLP, CausalSelfAttention, LayerNorm, rotary_tables
 from .ops import linear_cross_entropy
 
@@ -188,15 +188,8 @@ class Switch(LanguageModel):
         self.blocks = nn.ModuleList(SwitchBlock(cfg, i % cfg.moe_every == 0) for i in range(cfg.n_layer))
         self.ln_f = LayerNorm(cfg.d_model, cfg.bias)
         self.head = None if cfg.tie_weights else nn.Linear(cfg.d_model, cfg.vocab_size, bias=False)
-        self.apply(GPT._init)
-        for name, p in self.named_parameters():
-            if name.endswith("proj.weight"):  # residual-stream outputs (attention and every expert)
-                nn.init.normal_(p, 0.0, 0.02 / math.sqrt(2 * cfg.n_layer))
+        gpt2_init(self, cfg.n_layer)  # scales the residual-stream outputs: attention and every expert
         self._last_fractions: torch.Tensor | None = None
-
-    @property
-    def head_weight(self) -> torch.Tensor:
-        return self.wte.weight if self.head is None else self.head.weight
 
     def embedding_parameters(self):
         return [p for p in (self.wte.weight, self.wpe.weight if self.wpe else None, self.head_weight) if p is not None]

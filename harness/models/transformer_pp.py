@@ -20,7 +20,6 @@ recipe, not to this file. Everything else (RoPE, SwiGLU, RMSNorm, no biases, unt
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import torch
@@ -29,7 +28,7 @@ from torch import nn
 from ..errors import UserError
 from .base import LanguageModel
 from .config import ModelArgs, ModelCounts
-from .gpt import ASPECT, GPT, HEAD_DIM, Block, block_counts
+from .gpt import ASPECT, GPT, HEAD_DIM, Block, block_counts, gpt2_init
 from .layers import RMSNorm, rotary_tables
 from .ops import linear_cross_entropy
 
@@ -74,14 +73,7 @@ class TransformerPP(LanguageModel):
         )
         self.ln_f = RMSNorm(cfg.d_model)
         self.head = None if cfg.tie_weights else nn.Linear(cfg.d_model, cfg.vocab_size, bias=False)
-        self.apply(GPT._init)
-        for name, p in self.named_parameters():
-            if name.endswith("proj.weight"):  # residual-stream outputs (attention and SwiGLU)
-                nn.init.normal_(p, 0.0, 0.02 / math.sqrt(2 * cfg.n_layer))
-
-    @property
-    def head_weight(self) -> torch.Tensor:
-        return self.wte.weight if self.head is None else self.head.weight
+        gpt2_init(self, cfg.n_layer)  # scales the residual-stream outputs: attention and SwiGLU
 
     def embedding_parameters(self):
         return [self.wte.weight] + ([] if self.head is None else [self.head.weight])

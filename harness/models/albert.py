@@ -42,7 +42,6 @@ from .base import LanguageModel
 from .config import ModelArgs, ModelCounts
 from .gpt import ASPECT, HEAD_DIM, Block, _check_shape_options, block_counts, depth_for, gpt2_init, width_for
 from .layers import LayerNorm
-from .ops import linear_cross_entropy
 
 EMB_DIM = 128  # ALBERT's E (Lan et al. use E = 128 for all their main models)
 
@@ -103,9 +102,6 @@ class ALBERT(LanguageModel):
         for _ in range(self.config.n_layer):
             x = self.block(x)
         return self.emb_out(self.ln_f(x))
-
-    def forward(self, idx: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-        return linear_cross_entropy(self.hidden(idx), self.head_weight, None, targets, self.kernels_used)
 
     # ----------------------------------------------------------------------------------- accounting
     @classmethod

@@ -32,6 +32,7 @@ import torch
 from torch import nn
 
 from .config import ModelArgs, ModelCounts
+from .ops import linear_cross_entropy
 
 
 class KernelOp(nn.Module):
@@ -82,8 +83,12 @@ class LanguageModel(nn.Module):
         """The parameters that do not count as non-embedding (token/position embeddings, output projection)."""
         raise NotImplementedError
 
-    def forward(self, idx: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:  # pragma: no cover
-        raise NotImplementedError
+    def forward(self, idx: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        """Mean next-token cross-entropy. Default: the fused loss of :meth:`hidden` against :attr:`head_weight`
+        (no output bias); a model with another head or an auxiliary loss overrides it."""
+        if getattr(type(self), "hidden", None) is None:
+            raise NotImplementedError(f"{type(self).__name__} defines neither forward(idx, targets) nor hidden(idx)")
+        return linear_cross_entropy(self.hidden(idx), self.head_weight, None, targets, self.kernels_used)
 
     # ------------------------------------------------------------------------------ optional hooks
     @classmethod

@@ -50,7 +50,6 @@ from .base import LanguageModel
 from .config import ModelArgs, ModelCounts
 from .gpt import ASPECT, HEAD_DIM, _check_shape_options, scale_residual_projections
 from .layers import MLP, LayerNorm
-from .ops import linear_cross_entropy
 
 # Shape policy for ``shape_for``: the GPT's (d_model ~= ASPECT * n_layer, heads of HEAD_DIM channels; Wu et al.
 # use 16 heads at d_model 1024, i.e. 64 channels per head), with N per layer = (3 + 2 mlp_ratio) d^2 + the kernel
@@ -182,9 +181,6 @@ class _ConvLM(LanguageModel):
         for block in self.blocks:
             x = block(x)
         return self.ln_f(x)
-
-    def forward(self, idx: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-        return linear_cross_entropy(self.hidden(idx), self.head_weight, None, targets, self.kernels_used)
 
     # ----------------------------------------------------------------------------------- accounting
     dynamic: bool = False

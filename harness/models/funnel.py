@@ -54,7 +54,6 @@ from .base import LanguageModel
 from .config import ModelArgs, ModelCounts
 from .gpt import ASPECT, HEAD_DIM, Block, _check_shape_options, scale_residual_projections
 from .layers import LayerNorm
-from .ops import linear_cross_entropy
 
 
 @dataclass(frozen=True)
@@ -162,9 +161,6 @@ class Funnel(LanguageModel):
         for block in self.decoder:
             z = block(z)
         return self.ln_f(z)
-
-    def forward(self, idx: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-        return linear_cross_entropy(self.hidden(idx), self.head_weight, None, targets, self.kernels_used)
 
     # ----------------------------------------------------------------------------------- accounting
     @classmethod

@@ -34,7 +34,6 @@ from .layers import (
     gated_hidden,
     rotary_tables,
 )
-from .ops import linear_cross_entropy
 
 # Shape policy for ``shape_for``: d_model ~= ASPECT * n_layer (Kaplan et al. 2020, Fig. 5, find loss nearly
 # independent of the aspect ratio d_model / n_layer between ~20 and ~200; 32 keeps the smallest models deep
@@ -227,9 +226,6 @@ class GPT(LanguageModel):
 
     def logits(self, idx: torch.Tensor) -> torch.Tensor:
         return F.linear(self.hidden(idx), self.head_weight)
-
-    def forward(self, idx: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-        return linear_cross_entropy(self.hidden(idx), self.head_weight, None, targets, self.kernels_used)
 
     # ----------------------------------------------------------------------------------- accounting
     @classmethod

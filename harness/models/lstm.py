@@ -15,7 +15,6 @@ from ..errors import UserError
 from .base import LanguageModel
 from .config import ModelArgs, ModelCounts
 from .layers import LayerNorm
-from .ops import linear_cross_entropy
 
 # Shape policy: LSTM_LAYERS layers (Kaplan et al. 2020, Fig. 7, train 1-, 2- and 4-layer LSTMs), width from N.
 LSTM_LAYERS = 2
@@ -57,9 +56,6 @@ class LSTM(LanguageModel):
 
     def logits(self, idx: torch.Tensor) -> torch.Tensor:
         return nn.functional.linear(self.hidden(idx), self.head_weight)
-
-    def forward(self, idx: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-        return linear_cross_entropy(self.hidden(idx), self.head_weight, None, targets, self.kernels_used)
 
     @classmethod
     def counts(cls, cfg: LSTMArgs) -> ModelCounts:

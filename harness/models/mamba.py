@@ -76,7 +76,6 @@ from .base import LanguageModel
 from .config import MAX_DIMENSION, ModelArgs, ModelCounts
 from .gpt import ASPECT, depth_for
 from .layers import RMSNorm
-from .ops import linear_cross_entropy
 
 DT_MIN, DT_MAX, DT_FLOOR = 1e-3, 1e-1, 1e-4  # the paper's dt initialisation: log-uniform in [1e-3, 1e-1]
 SCAN_FLOPS_PER_STATE = 7  # forward FLOPs per token, channel and state of the selective scan (see docstring)
@@ -415,9 +414,6 @@ class ResidualStackLM(LanguageModel):
         for block in self.blocks:
             x = block(x)
         return self.norm_f(x)
-
-    def forward(self, idx: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-        return linear_cross_entropy(self.hidden(idx), self.head_weight, None, targets, self.kernels_used)
 
 
 class Mamba(ResidualStackLM):

@@ -52,7 +52,6 @@ from .base import LanguageModel
 from .config import ModelArgs, ModelCounts
 from .gpt import ASPECT
 from .layers import MLP, LayerNorm
-from .ops import linear_cross_entropy
 
 # Shape policy for ``shape_for``: as the GPT's, d_model ~= ASPECT * n_layer (the same Kaplan et al. 2020 Fig. 5
 # argument; Tay et al. 2022 give every architecture the Transformer's shapes), d_model a multiple of 8. The
@@ -147,9 +146,6 @@ class CausalMixer(LanguageModel):
         for block in self.blocks:
             x = block(x)
         return self.ln_f(x)
-
-    def forward(self, idx: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-        return linear_cross_entropy(self.hidden(idx), self.head_weight, None, targets, self.kernels_used)
 
     # ----------------------------------------------------------------------------------- accounting
     @classmethod

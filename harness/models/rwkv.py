@@ -62,7 +62,6 @@ from ..errors import UserError
 from .base import LanguageModel
 from .config import ModelArgs, ModelCounts
 from .layers import LayerNorm
-from .ops import linear_cross_entropy
 
 # Shape policy for ``shape_for``: the GPT's rule (d_model ~= ASPECT * n_layer, Kaplan et al. 2020, Fig. 5)
 # applied to RWKV's (5 + 2 mlp_ratio) d^2 weights per layer (13 d^2 at mlp_ratio 4).
@@ -249,9 +248,6 @@ class RWKV(LanguageModel):
         for block in self.blocks:
             x = block(x)
         return self.ln_out(x)
-
-    def forward(self, idx: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-        return linear_cross_entropy(self.hidden(idx), self.head_weight, None, targets, self.kernels_used)
 
     # ----------------------------------------------------------------------------------- accounting
     @classmethod

@@ -224,9 +224,6 @@ class Switch(LanguageModel):
     def logits(self, idx: torch.Tensor) -> torch.Tensor:
         return F.linear(self.hidden(idx), self.head_weight)
 
-    def forward(self, idx: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-        return linear_cross_entropy(self.hidden(idx), self.head_weight, None, targets, self.kernels_used)
-
     def training_loss(self, idx: torch.Tensor, targets: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         h, aux = self.hidden_and_aux(idx)
         loss = linear_cross_entropy(h, self.head_weight, None, targets, self.kernels_used)

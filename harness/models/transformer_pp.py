@@ -30,7 +30,6 @@ from .base import LanguageModel
 from .config import ModelArgs, ModelCounts
 from .gpt import ASPECT, GPT, HEAD_DIM, Block, block_counts, gpt2_init
 from .layers import RMSNorm, rotary_tables
-from .ops import linear_cross_entropy
 
 
 @dataclass(frozen=True)
@@ -87,9 +86,6 @@ class TransformerPP(LanguageModel):
         for block in self.blocks:
             x = block(x, rotary)
         return self.ln_f(x)
-
-    def forward(self, idx: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-        return linear_cross_entropy(self.hidden(idx), self.head_weight, None, targets, self.kernels_used)
 
     # ----------------------------------------------------------------------------------- accounting
     @classmethod

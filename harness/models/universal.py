@@ -43,7 +43,6 @@ from .base import LanguageModel
 from .config import ModelArgs, ModelCounts
 from .gpt import ASPECT, HEAD_DIM, Block, _check_shape_options, block_counts, depth_for, gpt2_init, width_for
 from .layers import LayerNorm
-from .ops import linear_cross_entropy
 
 COORD_SETTINGS = ("learned", "sinusoidal")
 EMB_STD = 0.02  # GPT-2 embedding init; the fixed sinusoids are scaled to it (see the module docstring)
@@ -127,9 +126,6 @@ class UniversalTransformer(LanguageModel):
         for p in self.coordinates(T):  # a loop over recurrence steps (depth), not over time
             x = self.block(x + p)
         return self.ln_f(x)
-
-    def forward(self, idx: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-        return linear_cross_entropy(self.hidden(idx), self.head_weight, None, targets, self.kernels_used)
 
     # ----------------------------------------------------------------------------------- accounting
     @classmethod

@@ -64,16 +64,21 @@ class GPTArgs(ModelArgs):
         self.require_choice("pos", POSITION_SETTINGS)
         self.require_choice("mlp", MLP_SETTINGS)
         self.require_bool("tie_weights", "bias")
-        if self.d_model % self.n_head:
-            raise UserError(
-                f"model.d_model ({self.d_model}) must be a multiple of model.n_head ({self.n_head}): "
-                "each head gets d_model / n_head channels"
-            )
-        if self.pos == "rotary" and (self.d_model // self.n_head) % 2:
-            raise UserError(
-                f"model.pos = 'rotary' needs an even head dimension, but d_model / n_head = "
-                f"{self.d_model} / {self.n_head} = {self.d_model // self.n_head}"
-            )
+        check_heads(self.d_model, self.n_head, self.pos)
+
+
+def check_heads(d_model: int, n_head: int, pos: str) -> None:
+    """The attention shape a config must have: whole heads, and an even head dimension for rotary positions."""
+    if d_model % n_head:
+        raise UserError(
+            f"model.d_model ({d_model}) must be a multiple of model.n_head ({n_head}): "
+            "each head gets d_model / n_head channels"
+        )
+    if pos == "rotary" and (d_model // n_head) % 2:
+        raise UserError(
+            f"model.pos = 'rotary' needs an even head dimension, but d_model / n_head = "
+            f"{d_model} / {n_head} = {d_model // n_head}"
+        )
 
 
 def _check_shape_options(*, aspect, head_dim, min_layers) -> None:

@@ -64,7 +64,7 @@ from torch import nn
 from ..errors import UserError
 from .base import LanguageModel
 from .config import ModelArgs, ModelCounts
-from .gpt import ASPECT, GPT, HEAD_DIM, POSITION_SETTINGS, gpt2_init
+from .gpt import ASPECT, GPT, HEAD_DIM, POSITION_SETTINGS, check_heads, gpt2_init
 from .layers import MLP, CausalSelfAttention, LayerNorm, rotary_tables
 from .ops import linear_cross_entropy
 
@@ -94,16 +94,7 @@ class SwitchArgs(ModelArgs):
                 raise UserError(f"model.{name} must be a finite number, got {v!r}")
         if self.aux_alpha < 0:
             raise UserError(f"model.aux_alpha must be >= 0, got {self.aux_alpha!r}")
-        if self.d_model % self.n_head:
-            raise UserError(
-                f"model.d_model ({self.d_model}) must be a multiple of model.n_head ({self.n_head}): "
-                "each head gets d_model / n_head channels"
-            )
-        if self.pos == "rotary" and (self.d_model // self.n_head) % 2:
-            raise UserError(
-                f"model.pos = 'rotary' needs an even head dimension, but d_model / n_head = "
-                f"{self.d_model} / {self.n_head} = {self.d_model // self.n_head}"
-            )
+        check_heads(self.d_model, self.n_head, self.pos)
 
 
 def n_switch_layers(cfg: SwitchArgs) -> int:

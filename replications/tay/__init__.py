@@ -7,7 +7,7 @@ ratio, L(C) fits and the gap to the baseline's law with bootstrap intervals), ju
 and ordinal claims. Two claims from other papers are measured with the same protocol: Kaplan et al.'s LSTM
 (worse, and the gap widens) and Gu and Dao's Mamba (matches Transformer++ at equal FLOPs).
 
-Tiers: ``smoke`` (CI pipeline check on two entrants, not judged), ``cpu`` (the claims: every entrant of
+Tiers: ``smoke`` (CI pipeline check on one entrant, not judged), ``cpu`` (the claims: every entrant of
 :data:`analysis.ENTRANTS` at the arena's cpu tier, run in resumable pieces; records in results/tay/cpu) and
 ``gpu`` (the arena's gpu tier, planned for a lent GPU). ``scaling replicate tay --tier cpu`` trains what is
 missing; ``scaling audit tay`` only reads the committed records.

@@ -125,7 +125,8 @@ def win_shares(fits: list[CurveFit], methods: tuple[str, ...]) -> np.ndarray:
 def win_margin(shares: np.ndarray, k: int) -> float:
     """Method ``k``'s fraction of curves won minus the best other method's."""
     frac = shares.mean(axis=0)
-    return float(frac[k] - np.delete(frac, k).max())
+    # shares are multiples of 1/60 per curve: rounding to 1e-12 removes float noise (a tie is exactly 0)
+    return round(float(frac[k] - np.delete(frac, k).max()), 12)
 
 
 def run(bench: Benchmark, methods: tuple[str, ...] = tuple(METHODS), progress: ProgressFn = no_progress):

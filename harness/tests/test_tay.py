@@ -25,7 +25,7 @@ def _runs(label: str, losses) -> list[dict]:
     ]
 
 
-def _summary(gap_per_decade: dict[str, float], offset: dict[str, float]) -> dict:
+def _summary(gap_per_decade: dict[str, float], offset: dict[str, float], n_boot: int = 200) -> dict:
     rng = np.random.default_rng(0)
     base = 8.0 * C**-0.1
     decades = np.log10(C / C[0])
@@ -35,7 +35,7 @@ def _summary(gap_per_decade: dict[str, float], offset: dict[str, float]) -> dict
     for name, g in gap_per_decade.items():
         losses = base + offset.get(name, 0.0) + g * decades + rng.normal(0, 1e-3, 5)
         results[name] = {"lr": arena.LRChoice([], 0, 0), "runs": _runs(name, losses)}
-    return arena._jsonable(arena.analyse(results, BASELINE, arena.TIERS["smoke"], n_boot=200))
+    return arena._jsonable(arena.analyse(results, BASELINE, arena.TIERS["smoke"], n_boot=n_boot))
 
 
 def test_measurements_recover_known_trends_levels_and_the_lowest_trend():
@@ -60,7 +60,7 @@ def test_rank_swaps_count_only_reversals_beyond_the_margin_at_both_ends():
 
 
 def test_missing_entrants_are_missing_measurements_not_errors():
-    m, _ = measurements(_summary({"lstm": 0.02}, {}), n_boot=50)
+    m, _ = measurements(_summary({"lstm": 0.02}, {}, n_boot=20), n_boot=20)
     assert m["vanilla.lowest_other_trend"].value is None and m["ranking.robust_swaps"].value is None
     assert m["mamba_vs_transformer_pp.gap_trend"].value is None and m["lstm.gap_trend"].value is not None
 
@@ -82,7 +82,8 @@ def test_every_claim_names_a_measurement_the_tier_produces():
             )
         },
         {},
+        n_boot=0,
     )
-    m, _ = measurements(s, n_boot=20)
+    m, _ = measurements(s, n_boot=0)  # no intervals needed: only which measurements exist
     assert {c.measured for c in REPLICATION.claims().claims} <= set(m)
     assert all(c.kind == "small-scale" for c in REPLICATION.claims().claims)

@@ -60,18 +60,26 @@ def points(entry: dict) -> dict[str, np.ndarray]:
     }
 
 
+def _interval(pair) -> tuple[float, float] | None:
+    """A bootstrap interval as the claims take it; None when there was no bootstrap (unbounded, or null in JSON)."""
+    if pair is None or any(v is None or not np.isfinite(v) for v in pair):
+        return None
+    return float(pair[0]), float(pair[1])
+
+
 def _trend(comp: dict, what: str) -> Measurement:
     if "trend_per_decade" not in comp:
         return Measurement.missing(f"{what}: {comp.get('why', 'no comparison')}")
-    lo, hi = comp["trend_interval"]
-    return Measurement(comp["trend_per_decade"], (lo, hi), LEVEL, f"{what}, nats per decade of compute")
+    ci = _interval(comp["trend_interval"])
+    return Measurement(comp["trend_per_decade"], ci, LEVEL if ci else None, f"{what}, nats per decade of compute")
 
 
 def _level(comp: dict, what: str) -> Measurement:
     if "gap_at_median_C" not in comp:
         return Measurement.missing(f"{what}: {comp.get('why', 'no comparison')}")
     g = comp["gap_at_median_C"]
-    return Measurement(g["gap"], tuple(g["interval"]), LEVEL, f"{what} at C = {g['C']:.3g} FLOPs, nats")
+    ci = _interval(g.get("interval"))
+    return Measurement(g["gap"], ci, LEVEL if ci else None, f"{what} at C = {g['C']:.3g} FLOPs, nats")
 
 
 def by_size(summary: dict, names: tuple[str, ...]) -> dict[str, list[float]]:
@@ -102,8 +110,7 @@ def measurements(summary: dict, n_boot: int, seed: int = 0) -> tuple[dict[str, M
     for name, e in ents.items():
         power = e["fits"].get("power", {})
         if "params" in power:
-            lo, hi = power.get("intervals", {}).get("alpha", (None, None))
-            ci = (lo, hi) if lo is not None else None
+            ci = _interval(power.get("intervals", {}).get("alpha"))
             m[f"{name}.alpha"] = Measurement(power["params"]["alpha"], ci, LEVEL if ci else None, "L = A C^-alpha")
         if name == BASELINE:
             continue
@@ -111,8 +118,12 @@ def measurements(summary: dict, n_boot: int, seed: int = 0) -> tuple[dict[str, M
         m[f"{name}.gap_level"] = _level(e["comparison"], f"{name} minus {BASELINE}'s law")
     # the best scaling among Tay's architectures: the lowest trend; its interval bounds every entrant's (the
     # lowest lower end and the lowest upper end), so it is no narrower than any single entrant's
-    trends = {n: m[f"{n}.gap_trend"] for n in TAY_ARCHS if f"{n}.gap_trend" in m and m[f"{n}.gap_trend"].ci}
-    if trends:
+    trends = {n: m[f"{n}.gap_trend"] for n in TAY_ARCHS if f"{n}.gap_trend" in m}
+    trends = {n: t for n, t in trends.items() if t.value is not None}
+    if trends and any(t.ci is None for t in trends.values()):
+        lowest = min(trends, key=lambda n: trends[n].value)
+        m["vanilla.lowest_other_trend"] = Measurement(trends[lowest].value, note=f"lowest: {lowest}; no bootstrap")
+    elif trends:
         lowest = min(trends, key=lambda n: trends[n].value)
         lo = min(t.ci[0] for t in trends.values())
         hi = min(t.ci[1] for t in trends.values())

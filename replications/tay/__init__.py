@@ -36,7 +36,7 @@ REPLICATION = Replication(
             name="cpu",
             description=(
                 f"the arena's cpu tier on {len(ENTRANTS)} architectures vs gpt (4 sizes, 1e4-3e5 parameters, 20 "
-                "tokens per parameter, a learning-rate sweep per architecture); about 15-20 process-minutes each"
+                "tokens per parameter, a learning-rate sweep per architecture); 20-40 minutes each on 2 cores"
             ),
             measure=measure_tier("cpu", ENTRANTS),
             default_bootstrap=1000,

@@ -126,7 +126,7 @@ def win_margin(shares: np.ndarray, k: int) -> float:
     """Method ``k``'s fraction of curves won minus the best other method's."""
     frac = shares.mean(axis=0)
     # shares are multiples of 1/60 per curve: rounding to 1e-12 removes float noise (a tie is exactly 0)
-    return round(float(frac[k] - np.delete(frac, k).max()), 12)
+    return round(float(frac[k] - np.delete(frac, k).max()), 12) + 0.0  # + 0.0: a tie is 0, never -0
 
 
 def run(bench: Benchmark, methods: tuple[str, ...] = tuple(METHODS), progress: ProgressFn = no_progress):

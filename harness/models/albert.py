@@ -38,7 +38,7 @@ import torch
 from torch import nn
 
 from ..errors import UserError
-from .base import LanguageModel
+from .base import EmbeddingHeadLM
 from .config import ModelArgs, ModelCounts
 from .gpt import ASPECT, HEAD_DIM, Block, _check_shape_options, block_counts, depth_for, gpt2_init, width_for
 from .layers import LayerNorm
@@ -73,7 +73,7 @@ class ALBERTArgs(ModelArgs):
         return min(self.emb_dim, self.d_model)
 
 
-class ALBERT(LanguageModel):
+class ALBERT(EmbeddingHeadLM):
     Args = ALBERTArgs
 
     def __init__(self, cfg: ALBERTArgs):

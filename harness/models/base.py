@@ -68,12 +68,6 @@ class LanguageModel(nn.Module):
             if isinstance(m, KernelOp):
                 m.kernels = value
 
-    @property
-    def head_weight(self) -> torch.Tensor:
-        """The output projection's weight, for a model with a token embedding ``wte`` and an output layer
-        ``head`` (None when tied to ``wte``, whose weight is then the projection)."""
-        return self.wte.weight if self.head is None else self.head.weight
-
     # ------------------------------------------------------------------------------ required
     @classmethod
     def counts(cls, args: ModelArgs) -> ModelCounts:  # pragma: no cover - abstract
@@ -83,12 +77,8 @@ class LanguageModel(nn.Module):
         """The parameters that do not count as non-embedding (token/position embeddings, output projection)."""
         raise NotImplementedError
 
-    def forward(self, idx: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-        """Mean next-token cross-entropy. Default: the fused loss of :meth:`hidden` against :attr:`head_weight`
-        (no output bias); a model with another head or an auxiliary loss overrides it."""
-        if getattr(type(self), "hidden", None) is None:
-            raise NotImplementedError(f"{type(self).__name__} defines neither forward(idx, targets) nor hidden(idx)")
-        return linear_cross_entropy(self.hidden(idx), self.head_weight, None, targets, self.kernels_used)
+    def forward(self, idx: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:  # pragma: no cover
+        raise NotImplementedError
 
     # ------------------------------------------------------------------------------ optional hooks
     @classmethod
@@ -146,3 +136,17 @@ class LanguageModel(nn.Module):
     def measured_non_embedding_params(self) -> int:
         emb = {id(p) for p in self.embedding_parameters()}
         return sum(p.numel() for p in self.parameters() if id(p) not in emb)
+
+
+class EmbeddingHeadLM(LanguageModel):
+    """The harness's own architectures: a token embedding ``wte``, final hidden states from ``hidden(idx)``, and
+    a bias-free output layer ``head`` (None: tied to ``wte``). Gives them :attr:`head_weight` and the fused loss
+    as ``forward``. A plug-in subclassing :class:`LanguageModel` directly gets neither, so nothing is guessed
+    about its head (its per-position loss, for one, is then recorded as absent)."""
+
+    @property
+    def head_weight(self) -> torch.Tensor:
+        return self.wte.weight if self.head is None else self.head.weight
+
+    def forward(self, idx: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        return linear_cross_entropy(self.hidden(idx), self.head_weight, None, targets, self.kernels_used)

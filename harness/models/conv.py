@@ -46,7 +46,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..errors import UserError
-from .base import LanguageModel
+from .base import EmbeddingHeadLM
 from .config import ModelArgs, ModelCounts
 from .gpt import ASPECT, HEAD_DIM, _check_shape_options, scale_residual_projections
 from .layers import MLP, LayerNorm
@@ -146,7 +146,7 @@ class ConvBlock(nn.Module):
         return x + self.mlp(self.ln2(x))
 
 
-class _ConvLM(LanguageModel):
+class _ConvLM(EmbeddingHeadLM):
     """The shared model; subclasses name their kernel."""
 
     Args = ConvArgs

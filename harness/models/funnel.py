@@ -50,7 +50,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..errors import UserError
-from .base import LanguageModel
+from .base import EmbeddingHeadLM
 from .config import ModelArgs, ModelCounts
 from .gpt import ASPECT, HEAD_DIM, Block, _check_shape_options, scale_residual_projections
 from .layers import LayerNorm
@@ -119,7 +119,7 @@ def _block(cfg: FunnelArgs) -> Block:
     return Block(cfg.d_model, cfg.n_head, cfg.mlp_ratio, cfg.bias)
 
 
-class Funnel(LanguageModel):
+class Funnel(EmbeddingHeadLM):
     Args = FunnelArgs
 
     def __init__(self, cfg: FunnelArgs):

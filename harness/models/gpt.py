@@ -22,7 +22,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..errors import UserError
-from .base import LanguageModel
+from .base import EmbeddingHeadLM
 from .config import ModelArgs, ModelCounts
 from .layers import (
     GATED_ACTIVATIONS,
@@ -181,7 +181,7 @@ def gpt2_init(model: nn.Module, n_layer: int) -> None:
     scale_residual_projections(model, n_layer)
 
 
-class GPT(LanguageModel):
+class GPT(EmbeddingHeadLM):
     Args = GPTArgs
 
     def __init__(self, cfg: GPTArgs):

@@ -12,7 +12,7 @@ import torch
 from torch import nn
 
 from ..errors import UserError
-from .base import LanguageModel
+from .base import EmbeddingHeadLM
 from .config import ModelArgs, ModelCounts
 from .layers import LayerNorm
 
@@ -33,7 +33,7 @@ class LSTMArgs(ModelArgs):
         self.require_bool("tie_weights", "bias")
 
 
-class LSTM(LanguageModel):
+class LSTM(EmbeddingHeadLM):
     Args = LSTMArgs
 
     def __init__(self, cfg: LSTMArgs):

@@ -72,7 +72,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..errors import UserError
-from .base import LanguageModel
+from .base import EmbeddingHeadLM
 from .config import MAX_DIMENSION, ModelArgs, ModelCounts
 from .gpt import ASPECT, depth_for
 from .layers import RMSNorm
@@ -398,7 +398,7 @@ def check_mamba_shape_options(aspect, min_layers) -> None:
         raise UserError(f"shape option min_layers must be a positive whole number, got {min_layers!r}")
 
 
-class ResidualStackLM(LanguageModel):
+class ResidualStackLM(EmbeddingHeadLM):
     """What Mamba and the hybrid share: token embedding ``wte`` (no positions), a stack ``blocks`` of residual
     blocks, a final RMSNorm ``norm_f``, and an output ``head`` (None: tied to ``wte``). Subclasses build those."""
 

@@ -48,7 +48,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..errors import UserError
-from .base import LanguageModel
+from .base import EmbeddingHeadLM
 from .config import ModelArgs, ModelCounts
 from .gpt import ASPECT
 from .layers import MLP, LayerNorm
@@ -111,7 +111,7 @@ class MixerBlock(nn.Module):
         return x + self.mlp(self.ln2(x))
 
 
-class CausalMixer(LanguageModel):
+class CausalMixer(EmbeddingHeadLM):
     Args = MixerArgs
 
     def __init__(self, cfg: MixerArgs):

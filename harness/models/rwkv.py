@@ -59,7 +59,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..errors import UserError
-from .base import LanguageModel
+from .base import EmbeddingHeadLM
 from .config import ModelArgs, ModelCounts
 from .layers import LayerNorm
 
@@ -216,7 +216,7 @@ class Block(nn.Module):
         return x + self.ffn(self.ln2(x))
 
 
-class RWKV(LanguageModel):
+class RWKV(EmbeddingHeadLM):
     Args = RWKVArgs
 
     def __init__(self, cfg: RWKVArgs):

@@ -62,7 +62,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..errors import UserError
-from .base import LanguageModel
+from .base import EmbeddingHeadLM
 from .config import ModelArgs, ModelCounts
 from .gpt import ASPECT, GPT, HEAD_DIM, POSITION_SETTINGS, check_heads, gpt2_init
 from .layers import MLP, CausalSelfAttention, LayerNorm, rotary_tables
@@ -164,7 +164,7 @@ class SwitchBlock(nn.Module):
         return x + self.ffn(self.ln2(x)), None, None
 
 
-class Switch(LanguageModel):
+class Switch(EmbeddingHeadLM):
     Args = SwitchArgs
 
     def __init__(self, cfg: SwitchArgs):

@@ -26,7 +26,7 @@ import torch
 from torch import nn
 
 from ..errors import UserError
-from .base import LanguageModel
+from .base import EmbeddingHeadLM
 from .config import ModelArgs, ModelCounts
 from .gpt import ASPECT, GPT, HEAD_DIM, Block, block_counts, gpt2_init
 from .layers import RMSNorm, rotary_tables
@@ -56,7 +56,7 @@ class TransformerPPArgs(ModelArgs):
             )
 
 
-class TransformerPP(LanguageModel):
+class TransformerPP(EmbeddingHeadLM):
     Args = TransformerPPArgs
 
     def __init__(self, cfg: TransformerPPArgs):

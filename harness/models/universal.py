@@ -39,7 +39,7 @@ import torch
 from torch import nn
 
 from ..errors import UserError
-from .base import LanguageModel
+from .base import EmbeddingHeadLM
 from .config import ModelArgs, ModelCounts
 from .gpt import ASPECT, HEAD_DIM, Block, _check_shape_options, block_counts, depth_for, gpt2_init, width_for
 from .layers import LayerNorm
@@ -88,7 +88,7 @@ def coordinate_signal(n_layer: int, n_ctx: int, d_model: int, scale: float = 1.0
     return (scale * (pos[None] + step[:, None])).float()
 
 
-class UniversalTransformer(LanguageModel):
+class UniversalTransformer(EmbeddingHeadLM):
     Args = UniversalArgs
 
     def __init__(self, cfg: UniversalArgs):

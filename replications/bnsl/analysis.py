@@ -21,16 +21,8 @@ from harness.errors import UserError
 from harness.fit import ScalingLaw
 from harness.progress import ProgressFn, no_progress
 
+from .constants import METHODS
 from .data import DOMAINS, Benchmark, Curve
-
-# name -> (form, options, screen)
-METHODS: dict[str, tuple[str, dict, bool | None]] = {
-    "M1": ("m1", {}, None),
-    "M2": ("m2", {}, None),
-    "M3": ("m3", {}, None),
-    "M4": ("m4", {}, None),
-    "BNSL": ("bnsl", {"n_breaks": 1}, True),
-}
 
 
 def rmsle(pred: np.ndarray, y: np.ndarray) -> float:

@@ -12,6 +12,7 @@ import numpy as np
 
 from harness.fit import get_form
 
+from .constants import METHODS
 from .data import DOMAINS
 
 if TYPE_CHECKING:
@@ -40,8 +41,6 @@ def example_figure(art: dict):
 
 def benchmark_figure(fits: BenchmarkFits):
     """Left: median extrapolation RMSLE per domain and form. Right: one curve per domain, every form's fit."""
-    from .analysis import METHODS
-
     methods = fits.methods
     fig = plt.figure(figsize=(14, 5.2))
     ax = fig.add_subplot(1, 3, 1)

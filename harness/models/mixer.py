@@ -87,15 +87,15 @@ class CausalTokenMix(nn.Module):
         self.bias_in = nn.Parameter(torch.zeros(n_ctx)) if hidden and bias else None
 
     @staticmethod
-    def _apply(weight, bias, u):
+    def _tril_map(weight, bias, u):
         T = u.shape[1]
         y = torch.matmul(torch.tril(weight[:T, :T]), u)  # (T, T) @ (B, T, d): row t reads s <= t only
         return y if bias is None else y + bias[:T, None]
 
     def forward(self, u):
         if self.weight_in is not None:
-            u = F.gelu(self._apply(self.weight_in, self.bias_in, u), approximate="tanh")
-        return self._apply(self.weight, self.bias, u)
+            u = F.gelu(self._tril_map(self.weight_in, self.bias_in, u), approximate="tanh")
+        return self._tril_map(self.weight, self.bias, u)
 
 
 class MixerBlock(nn.Module):

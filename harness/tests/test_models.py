@@ -149,3 +149,19 @@ def test_chunked_output_loss_matches_plain_torch():
     assert torch.allclose(gh, h.grad, atol=1e-7) and torch.allclose(gw, w.grad, atol=1e-7)
     with torch.no_grad():
         assert torch.allclose(linear_cross_entropy(h, w, None, t, "torch"), ref, atol=1e-6)
+
+
+@pytest.mark.parametrize(
+    "name", sorted(n for n in available_models() if n not in ("bigram", "factory"))
+)  # factory wraps a user module
+def test_module_conversions_work_for_every_architecture(name):
+    # nn.Module's own machinery (.to, .double, .float) goes through Module._apply: a layer that shadows one of
+    # its methods (mixer's token map once defined its own `_apply`) breaks the training loop's model.to(device).
+    cfg = ModelConfig.make(name, n_ctx=32, vocab_size=61, **shape_for_n(2e3, name))
+    torch.manual_seed(0)
+    m = build_model(cfg)
+    x = torch.randint(0, 61, (2, 32))
+    want = m.to("cpu").logits(x)
+    m64 = m.double()
+    assert all(p.dtype == torch.float64 for p in m64.parameters())
+    torch.testing.assert_close(m64.logits(x).float(), want, rtol=1e-4, atol=1e-4)

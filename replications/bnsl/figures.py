@@ -72,3 +72,37 @@ def benchmark_figure(fits: BenchmarkFits):
     fig.suptitle("extrapolation benchmark: fit on the dark points, score on the green ones (dotted: the split)")
     fig.tight_layout()
     return fig
+
+
+def ours_figure(fits, specs):
+    """Per kind of curve: left, every seed's curve (dark: fitted, green: held back); right, seed 0's curve with
+    every form's fit carried across the held-back tail."""
+    from .ours import FORMS
+
+    fig, axes = plt.subplots(len(specs), 2, figsize=(12, 4.2 * len(specs)), squeeze=False)
+    for row, spec in zip(axes, specs, strict=True):
+        fk = [f for f in fits if f.kind == spec.kind]
+        for f in fk:
+            row[0].plot(f.x[f.train], f.y[f.train], "-", color="0.3", lw=0.8, alpha=0.7)
+            row[0].plot(f.x[~f.train], f.y[~f.train], "-", color="tab:green", lw=0.8, alpha=0.9)
+        row[0].set_title(f"{spec.kind}: {len(fk)} seeds (green: held back)", fontsize=10)
+        f = fk[0]
+        row[1].plot(f.x[f.train], f.y[f.train], "k.", ms=5, label="fitted")
+        row[1].plot(f.x[~f.train], f.y[~f.train], "o", color="tab:green", ms=5, label="held back")
+        grid = np.geomspace(f.x.min(), f.x.max(), 400)
+        for j, (name, (form, options, _)) in enumerate(FORMS.items()):
+            ff = f.fits[name]
+            if ff.params is None:
+                continue
+            pred = get_form(form, **options).predict(ff.params, grid)
+            row[1].plot(grid, pred, color=f"C{j}", lw=1.2, label=f"{name} (RMSLE {ff.rmsle:.3f})")
+        row[1].set_title(f"{spec.kind}, seed {f.seed}: each form fitted left of the dotted line", fontsize=10)
+        row[1].legend(fontsize=8)
+        lo, hi = f.y.min(), f.y.max()
+        for ax in row:
+            ax.axvline(f.x[f.train].max(), color="0.6", lw=0.8, ls=":")
+            ax.set(xscale="log", yscale="log", xlabel=spec.x_label, ylabel=spec.y_label)
+        row[1].set_ylim(lo / 3, hi * 3)
+    fig.suptitle("BNSL on our own curves: extrapolating the last quarter of each curve's log-x range")
+    fig.tight_layout()
+    return fig

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 
@@ -87,3 +89,14 @@ def test_every_claim_names_a_measurement_the_tier_produces():
     m, _ = measurements(s, n_boot=0)  # no intervals needed: only which measurements exist
     assert {c.measured for c in REPLICATION.claims().claims} <= set(m)
     assert all(c.kind == "small-scale" for c in REPLICATION.claims().claims)
+
+
+def test_audit_rederives_the_committed_cpu_verdicts(capsys):
+    # results/tay/cpu holds the tier's committed run records (14 architectures): the audit reads them back without
+    # training and --strict checks every verdict against the one recorded for the tier in claims.toml. Every
+    # interval-decided verdict there sits well clear of its bound, so 200 resamples decide it as 1,000 do.
+    from harness.cli import main
+
+    assert main(["audit", "tay", "--tier", "cpu", "--bootstrap", "200", "--strict", "--format", "json"]) == 0
+    claims = json.loads(capsys.readouterr().out)["claims"]
+    assert {c["verdict"] for c in claims} == {"PASS", "FAIL", "INCONCLUSIVE"} and len(claims) == 11

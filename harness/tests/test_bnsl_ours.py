@@ -8,8 +8,10 @@ import numpy as np
 import pytest
 
 from harness.errors import UserError
-from harness.replication import TierContext
+from harness.replication import RESULTS_DIR, TierContext
 from replications.bnsl import curves, ours
+
+RESULTS = RESULTS_DIR / "bnsl" / "ours"
 
 TINY_DD = curves.DoubleDescentSpec(d=4, teacher_width=2, n_train=12, n_test=100, draws=2, widths=(2, 4, 8, 12, 16, 64))
 TINY_GROK = curves.GrokkingSpec(modulus=5, emb=4, hidden=16, steps=60, evals=8)
@@ -87,3 +89,19 @@ def test_the_tier_end_to_end_then_read_back(tmp_path):
     assert {k: m.value for k, m in back.measurements.items()} == {k: m.value for k, m in res.measurements.items()}
     with pytest.raises(UserError, match="scaling replicate bnsl --tier ours"):
         ours.measure_ours(replace(ctx, train=False), specs, (0, 1, 2))
+
+
+def test_a_committed_record_is_reproduced_bit_for_bit():
+    spec = ours.SPECS[0]  # double descent: seconds to regenerate (a grokking curve takes ~2 minutes)
+    path = RESULTS / "runs" / f"{curves.run_id(spec, 0)}.json"
+    assert curves.generate(spec, 0)["curve"] == curves.load_record(path, spec, 0)["curve"]
+
+
+def test_audit_rederives_the_committed_verdicts(capsys):
+    # results/bnsl/ours holds the tier's 16 committed curves: the audit refits them (no training) and --strict
+    # checks every verdict against the one recorded for the tier in claims.toml.
+    from harness.cli import main
+
+    assert main(["audit", "bnsl", "--tier", "ours", "--bootstrap", "1000", "--strict", "--format", "json"]) == 0
+    claims = json.loads(capsys.readouterr().out)["claims"]
+    assert len(claims) == 4 and all(c["kind"] == "small-scale" for c in claims)

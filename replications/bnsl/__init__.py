@@ -39,7 +39,7 @@ REPLICATION = Replication(
         "ours": Tier(
             name="ours",
             description="our own curves (double descent, grokking; 8 seeds each) trained on CPU, BNSL against a "
-            "power law and M4 on each curve's held-back tail; about 25 minutes on 2 cores to train, 2 to refit",
+            "power law and M4 on each curve's held-back tail; about 9 minutes on 2 cores (--workers 2), 2 to refit",
             measure=measure_ours,
             kind="small-scale",
         ),

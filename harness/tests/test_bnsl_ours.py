@@ -91,10 +91,16 @@ def test_the_tier_end_to_end_then_read_back(tmp_path):
         ours.measure_ours(replace(ctx, train=False), specs, (0, 1, 2))
 
 
-def test_a_committed_record_is_reproduced_bit_for_bit():
+def test_a_committed_record_is_reproduced_on_this_machine():
+    """Bit for bit holds on one machine (the first test); across CPUs LAPACK picks different kernels (AVX2 vs
+    AVX-512 summation orders), which moves the last few bits of a least-squares solve, so the committed curve is
+    regenerated here to 1e-9 relative: far below anything a fit or a verdict could notice."""
     spec = ours.SPECS[0]  # double descent: seconds to regenerate (a grokking curve takes ~2 minutes)
     path = RESULTS / "runs" / f"{curves.run_id(spec, 0)}.json"
-    assert curves.generate(spec, 0)["curve"] == curves.load_record(path, spec, 0)["curve"]
+    fresh, committed = curves.generate(spec, 0)["curve"], curves.load_record(path, spec, 0)["curve"]
+    assert fresh["x"] == committed["x"] and fresh.keys() == committed.keys()
+    for key in fresh.keys() - {"x"}:
+        np.testing.assert_allclose(fresh[key], committed[key], rtol=1e-9, atol=0, err_msg=key)
 
 
 def test_audit_rederives_the_committed_verdicts(capsys):

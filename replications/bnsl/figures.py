@@ -74,10 +74,9 @@ def benchmark_figure(fits: BenchmarkFits):
     return fig
 
 
-def ours_figure(fits, specs):
+def ours_figure(fits, specs, forms):
     """Per kind of curve: left, every seed's curve (dark: fitted, green: held back); right, seed 0's curve with
-    every form's fit carried across the held-back tail."""
-    from .ours import FORMS
+    every form's fit carried across the held-back tail. ``forms`` is the tier's ``{name: (form, options, _)}``."""
 
     fig, axes = plt.subplots(len(specs), 2, figsize=(12, 4.2 * len(specs)), squeeze=False)
     for row, spec in zip(axes, specs, strict=True):
@@ -90,7 +89,7 @@ def ours_figure(fits, specs):
         row[1].plot(f.x[f.train], f.y[f.train], "k.", ms=5, label="fitted")
         row[1].plot(f.x[~f.train], f.y[~f.train], "o", color="tab:green", ms=5, label="held back")
         grid = np.geomspace(f.x.min(), f.x.max(), 400)
-        for j, (name, (form, options, _)) in enumerate(FORMS.items()):
+        for j, (name, (form, options, _)) in enumerate(forms.items()):
             ff = f.fits[name]
             if ff.params is None:
                 continue

@@ -234,4 +234,4 @@ def measure_ours(ctx, specs=SPECS, seeds=SEEDS):
         ],
     }
     inputs = {"run_ids": sorted(r["run_id"] for r in recs.values()), "seeds": list(seeds)}
-    return TierResult(m, {"ours": ours_figure(fits, specs)}, art, inputs)
+    return TierResult(m, {"ours": ours_figure(fits, specs, FORMS)}, art, inputs)

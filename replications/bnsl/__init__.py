@@ -19,7 +19,7 @@ from .ours import measure_ours
 
 REPLICATION = Replication(
     name="bnsl",
-    title="Broken neural scaling laws (Caballero et al. 2023): extrapolation refit",
+    title="Broken neural scaling laws (Caballero et al. 2023): extrapolation",
     citation="Caballero, Gupta, Rish, Krueger (2023), ICLR, arXiv:2210.14891",
     claims_path=Path(__file__).with_name("claims.toml"),
     tiers={
